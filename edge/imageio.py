@@ -1,0 +1,82 @@
+"""Decode any image a plant camera may produce into RGB uint8, or say why not.
+
+Grayscale, palette, CMYK, RGBA (composited on black), 16-bit and float images
+are converted; corrupt, truncated, empty and non-image files raise
+:class:`edge.errors.ImageError` with a one-line message naming the file.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from edge.errors import ImageError
+from edge.preprocess import as_hw, resize_image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+
+def is_image_path(path) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img)
+        if arr.dtype.kind == "f":
+            top = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 65535.0
+            arr = np.nan_to_num(arr) / top * 255.0
+        else:
+            # 16-bit sensors: map the full 16-bit range onto 8 bits.
+            top = 255.0 if int(arr.max(initial=0)) <= 255 else 65535.0
+            arr = arr.astype(np.float64) * (255.0 / top)
+        gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def open_image(path, size=None) -> Image.Image:
+    """Open ``path`` as an RGB PIL image; with ``size``, JPEG decode uses draft()."""
+    path = os.fspath(path)
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageError(path, "empty file (0 bytes)", "the camera may still be writing it, or the copy failed")
+    except OSError as exc:
+        raise ImageError(path, f"cannot read: {exc.strerror or exc}", "check the path and permissions") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            if size is not None and img.format == "JPEG":
+                h, w = as_hw(size)
+                # DCT scaling to >= 2x target keeps quality and makes big JPEGs cheap.
+                img.draft("RGB", (2 * w, 2 * h))
+            img.load()
+            img = ImageOps.exif_transpose(img) if "exif" in img.info else img
+            return _to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image Pillow can read", "use PNG, JPEG, BMP or TIFF") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(path, "image too large to decode safely", "downscale it before inspection") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(path, f"corrupt or truncated image ({reason})", "re-save or re-capture the file") from None
+
+
+def load_image(path, size=None) -> np.ndarray:
+    """Decode ``path`` to an HxWx3 uint8 RGB array, resized to ``size`` if given."""
+    img = open_image(path, size)
+    if size is not None:
+        img = resize_image(img, size)
+    return np.asarray(img, dtype=np.uint8)
