@@ -25,7 +25,27 @@ COMMANDS = {
 }
 
 
+# Exit codes shared by every command (predict/watch document them for shell scripts).
+EXIT_OK = 0          # every part passed
+EXIT_DEFECTIVE = 1   # at least one part was called defective
+EXIT_ERROR = 2       # bad input, bad model, bad usage
+
+
+class UserError(click.ClickException):
+    """One line on stderr, no traceback, exit code 2."""
+
+    exit_code = EXIT_ERROR
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx):
+        from edge.errors import EdgeInspectError
+
+        try:
+            return super().invoke(ctx)
+        except EdgeInspectError as exc:
+            raise UserError(str(exc)) from None
+
     def list_commands(self, ctx):
         return list(COMMANDS)
 
