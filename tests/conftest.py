@@ -22,3 +22,6 @@ from tests.fixtures.data import *  # noqa: E402,F401,F403
 from tests.fixtures.trainer import *  # noqa: E402,F401,F403
 from tests.fixtures.anomaly import *  # noqa: E402,F401,F403
 from tests.fixtures.export import *  # noqa: E402,F401,F403
+from tests.fixtures.edge import *  # noqa: E402,F401,F403
+from tests.fixtures.watch import *  # noqa: E402,F401,F403
+from tests.fixtures.bench import *  # noqa: E402,F401,F403
