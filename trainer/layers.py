@@ -1,0 +1,35 @@
+"""Custom Keras layers of edgeinspect models, and the one way to load a saved model.
+
+Every custom layer is registered under the ``edgeinspect`` package so that
+``model.keras`` files load anywhere this module was imported first (export and
+bench call :func:`load_model`, which does that). The classifier itself uses only
+built-in layers (Rescaling, MobileNetV2, pooling, Dense), which all convert to
+TFLite and the Edge TPU; a custom layer must do the same before it lands here.
+"""
+from __future__ import annotations
+
+import os
+
+from edge.errors import ModelError
+from trainer.tfutil import import_keras
+
+PACKAGE = "edgeinspect"
+
+
+def register(cls):
+    """Class decorator: ``@register`` == ``keras.saving.register_keras_serializable("edgeinspect")``."""
+    keras = import_keras()
+    return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+
+def load_model(path, compile=False):
+    """Load a ``model.keras`` written by ``edgeinspect train``; a clear error if it is not one."""
+    keras = import_keras()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: model file not found; train one with 'edgeinspect train'")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{path}: not a loadable Keras model ({text}); re-run 'edgeinspect train'") from None

@@ -1,0 +1,136 @@
+"""The classifier: raw pixels -> in-graph scaling -> MobileNetV2 -> two heads.
+
+Structure (layer names are part of the contract: export and training look them up)::
+
+    pixels (B,H,W,3) float32 0..255
+      -> scale  Rescaling(1/127.5, offset=-1)   # so the deployed model takes raw uint8 pixels
+      -> MobileNetV2 backbone (nested Model, every BatchNormalization frozen)
+      -> pool   GlobalAveragePooling2D
+      -> dropout
+      -> {"defect": Dense(1, sigmoid), "type": Dense(K, softmax)}   # float32 under mixed precision
+
+Training splits the same layers into a *frozen bottom* (run once per image to
+cache activations, :func:`split_at_block`) and a *trainable top* that shares
+weights with the full model, so whatever the top learns is already in the model
+that gets saved.
+"""
+from __future__ import annotations
+
+from trainer.tfutil import import_keras
+
+N_BLOCKS = 17  # MobileNetV2 inverted-residual blocks: expanded_conv (0) + block_1..block_16
+DEFECT, TYPE = "defect", "type"
+
+
+def build_classifier(num_types, alpha=1.0, input_size=224, weights="imagenet", dropout=0.2, batch_size=None):
+    """Keras model with outputs ``{"defect": (B,1), "type": (B,num_types)}`` on raw 0..255 pixels."""
+    keras = import_keras()
+    from edge.preprocess import OFFSET, SCALE, as_hw
+    from trainer.backbone import build_backbone
+
+    if num_types < 2:
+        raise ValueError("the type head needs 'good' plus at least one defect type")
+    h, w = as_hw(input_size)
+    pixels = keras.Input(shape=(h, w, 3), batch_size=batch_size, dtype="float32", name="pixels")
+    x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale")(pixels)
+    base = build_backbone(alpha=alpha, input_size=(h, w), weights=weights)
+    # training=False: BatchNorm stays in inference mode even while top blocks fine-tune.
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = _heads(keras, x, num_types)
+    return keras.Model(pixels, outputs, name="edgeinspect_classifier")
+
+
+def _heads(keras, x, num_types):
+    # dtype float32: under mixed_float16 a float16 sigmoid/softmax saturates and loses the threshold.
+    defect = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=DEFECT)(x)
+    types = keras.layers.Dense(num_types, activation="softmax", dtype="float32", name=TYPE)(x)
+    return {DEFECT: defect, TYPE: types}
+
+
+def backbone_of(model):
+    keras = import_keras()
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ValueError(f"{model.name}: no nested MobileNetV2 backbone found")
+
+
+def set_fine_tune_blocks(model, n_blocks):
+    """Unfreeze the top ``n_blocks`` inverted-residual blocks (+ the final 1x1 conv); BN stays frozen.
+
+    The offline ImageNet weights fold BatchNorm into the convolutions (identity
+    statistics), so a BN layer in training mode would wreck them; keeping every BN
+    ``trainable=False`` also makes Keras 3 run it in inference mode.
+    """
+    keras = import_keras()
+    base = backbone_of(model)
+    first = N_BLOCKS - n_blocks
+    base.trainable = n_blocks > 0
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        elif n_blocks > 0:
+            layer.trainable = _block_index(layer.name) >= first
+    return model
+
+
+def _block_index(name):
+    """Block number of a backbone layer; stem = -1, the top 1x1 conv = N_BLOCKS (always with the top)."""
+    if name.startswith("expanded_conv"):
+        return 0
+    if name.startswith("block_"):
+        return int(name.split("_")[1])
+    if name.startswith(("Conv_1", "out_relu")):
+        return N_BLOCKS
+    return -1
+
+
+def split_at_block(model, n_blocks):
+    """(bottom, top) sharing weights with ``model``, cut at the input of the first fine-tuned block.
+
+    ``bottom(pixels)`` gives the cached activations (pooled features when
+    ``n_blocks == 0``); ``top(activations)`` gives the same dict of outputs as
+    ``model(pixels)``. Training ``top`` trains ``model``.
+    """
+    keras = import_keras()
+    base = backbone_of(model)
+    scale = model.get_layer("scale")
+    pool, dropout = model.get_layer("pool"), model.get_layer("dropout")
+    heads = model.get_layer(DEFECT), model.get_layer(TYPE)
+
+    pixels = keras.Input(shape=model.input.shape[1:], dtype="float32", name="pixels")
+    if n_blocks <= 0:
+        bottom = keras.Model(pixels, pool(base(scale(pixels), training=False)), name="bottom")
+        feat = keras.Input(shape=bottom.output.shape[1:], name="features")
+        x = dropout(feat)
+        return bottom, keras.Model(feat, {DEFECT: heads[0](x), TYPE: heads[1](x)}, name="top")
+    if n_blocks >= N_BLOCKS:
+        raise ValueError("fine-tuning every block leaves nothing to cache; train on images instead")
+    first = N_BLOCKS - n_blocks
+    cut = base.get_layer(f"block_{first}_expand").input
+    lower = keras.Model(base.input, cut, name="backbone_bottom")
+    upper = keras.Model(cut, base.output, name="backbone_top")
+    bottom = keras.Model(pixels, lower(scale(pixels), training=False), name="bottom")
+    act = keras.Input(shape=cut.shape[1:], name="activations")
+    x = dropout(pool(upper(act, training=False)))
+    return bottom, keras.Model(act, {DEFECT: heads[0](x), TYPE: heads[1](x)}, name="top")
+
+
+def rebuild_batch1(model):
+    """The same model (same weights, shared layers) with a fixed batch of 1.
+
+    The Edge TPU compiler rejects dynamic batch dimensions; export converts this
+    model instead of the training one. Outputs keep their names and order.
+    """
+    keras = import_keras()
+    shape = tuple(model.input.shape[1:])
+    pixels = keras.Input(batch_shape=(1,) + shape, dtype="float32", name="pixels")
+    outputs = model(pixels)
+    return keras.Model(pixels, outputs, name=f"{model.name}_batch1")
+
+
+def head_labels(model):
+    """Number of defect types the type head predicts (including 'good')."""
+    return int(model.get_layer(TYPE).units)
