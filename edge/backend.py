@@ -1,0 +1,270 @@
+"""Which TFLite interpreter runs the model, and the Edge TPU delegate.
+
+Order of preference (``auto``): ``ai_edge_litert`` (the maintained LiteRT
+wheel), ``tflite_runtime`` (legacy Pi/Coral installs), then
+``tensorflow.lite`` (a workstation that already has TensorFlow). TensorFlow is
+only ever imported in that last fallback, inside a function, because importing
+it costs seconds and hundreds of MB on a device.
+
+A backend can import fine and still fail when the interpreter is created (the
+classic case: a ``tflite_runtime`` wheel built against numpy 1 under numpy 2),
+so a backend only counts as working once it has built an interpreter for the
+model; each failure is kept and reported if nothing works.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import EdgeInspectError, ModelError
+
+ENV_VAR = "EDGEINSPECT_BACKEND"
+BACKENDS = ("litert", "tflite-runtime", "tensorflow")
+# backend -> (import name for find_spec, distribution names for the version, module holding Interpreter)
+_SPECS = {
+    "litert": ("ai_edge_litert", ("ai-edge-litert",), "ai_edge_litert.interpreter"),
+    "tflite-runtime": ("tflite_runtime", ("tflite-runtime",), "tflite_runtime.interpreter"),
+    "tensorflow": ("tensorflow", ("tensorflow", "tensorflow-cpu", "tf-nightly"), "tensorflow.lite"),
+}
+_INSTALL_HINT = "pip install ai-edge-litert (or 'edgeinspect[edge]')"
+
+EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(
+    platform.system(), "libedgetpu.so.1"
+)
+EDGETPU_INSTALL_HINT = (
+    "install the Edge TPU runtime: add Coral's apt repo (https://coral.ai/software/#debian-packages) and "
+    "'sudo apt-get install libedgetpu1-std', then plug in the Edge TPU; an _edgetpu.tflite model only runs "
+    "through that delegate"
+)
+
+
+class BackendError(EdgeInspectError):
+    """No TFLite interpreter could run the model (lists every attempt)."""
+
+
+class EdgeTPUError(ModelError):
+    """An Edge TPU-compiled model without a usable Edge TPU delegate and no CPU twin."""
+
+
+class EdgeTPUFallbackWarning(UserWarning):
+    """An Edge TPU model was replaced by its CPU int8 twin."""
+
+
+def normalize_backend(name):
+    """None/'auto'/'' -> None; accepts 'tflite_runtime', 'ai-edge-litert', 'tf' spellings."""
+    if name is None:
+        return None
+    key = str(name).strip().lower().replace("_", "-")
+    if key in ("", "auto"):
+        return None
+    aliases = {"ai-edge-litert": "litert", "lite-rt": "litert", "tflite": "tflite-runtime", "tf": "tensorflow",
+               "tensorflow-lite": "tensorflow", "tf-lite": "tensorflow"}
+    key = aliases.get(key, key)
+    if key not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+    return key
+
+
+def requested_backend(backend=None):
+    """Explicit argument wins, then ``$EDGEINSPECT_BACKEND``, else None (auto)."""
+    if backend is not None and str(backend).strip().lower() not in ("", "auto"):
+        return normalize_backend(backend)
+    return normalize_backend(os.environ.get(ENV_VAR))
+
+
+def default_threads():
+    return os.cpu_count() or 1
+
+
+def resolve_threads(threads=None):
+    if threads is None or int(threads) <= 0:
+        return default_threads()
+    return int(threads)
+
+
+@dataclass
+class BackendModule:
+    name: str
+    Interpreter: type
+    load_delegate: object
+    version: str
+    module: str
+
+
+def _version(name):
+    for dist in _SPECS[name][1]:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _import_tensorflow_lite():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # fallback: only when neither LiteRT nor tflite-runtime works
+
+    return tf.lite, tf.lite.experimental.load_delegate, tf.__version__
+
+
+def import_backend(name) -> BackendModule:
+    """Import one backend's Interpreter; raises ImportError (or whatever the wheel raises) on failure."""
+    name = normalize_backend(name)
+    if name == "tensorflow":
+        lite, load_delegate, version = _import_tensorflow_lite()
+        return BackendModule(name, lite.Interpreter, load_delegate, version, "tensorflow.lite")
+    module_name = _SPECS[name][2]
+    mod = importlib.import_module(module_name)
+    return BackendModule(name, mod.Interpreter, mod.load_delegate, _version(name) or "unknown", module_name)
+
+
+def installed_backends():
+    """Backends whose package is installed, found without importing them (doctor uses this)."""
+    out = []
+    for name in BACKENDS:
+        top = _SPECS[name][0]
+        try:
+            found = importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            found = False
+        out.append({"name": name, "installed": found, "version": _version(name) if found else None,
+                    "module": _SPECS[name][2]})
+    return out
+
+
+def auto_choice():
+    """The backend ``auto`` would try first (installed, in preference order), without importing it."""
+    forced = requested_backend(None)
+    if forced:
+        return forced
+    for b in installed_backends():
+        if b["installed"]:
+            return b["name"]
+    return None
+
+
+def backend_info(name=None) -> dict:
+    """name, version, module of a backend (default: what auto picks); imports nothing heavy."""
+    name = requested_backend(name) or auto_choice()
+    if name is None:
+        return {"name": None, "version": None, "module": None}
+    return {"name": name, "version": _version(name), "module": _SPECS[name][2]}
+
+
+def _one_line(exc):
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def edgetpu_delegate_options(device=None):
+    """``--device usb|pci|usb:0|pci:1|:0`` -> the options dict libedgetpu understands."""
+    if device in (None, "", "auto"):
+        return {}
+    return {"device": str(device)}
+
+
+def load_edgetpu_delegate(backend: BackendModule, device=None):
+    """Load libedgetpu's delegate or raise EdgeTPUError with why."""
+    try:
+        return backend.load_delegate(EDGETPU_LIBRARY, edgetpu_delegate_options(device))
+    except (ValueError, OSError, RuntimeError, AttributeError) as exc:
+        where = f" for device {device!r}" if device else ""
+        raise EdgeTPUError(f"cannot load the Edge TPU delegate {EDGETPU_LIBRARY}{where} ({_one_line(exc)})") from None
+
+
+def cpu_twin(path):
+    """``X_edgetpu.tflite`` -> ``X.tflite`` (what edgetpu_compiler was given), if it exists."""
+    p = Path(path)
+    if not p.stem.endswith("_edgetpu"):
+        return None
+    twin = p.with_name(p.stem[: -len("_edgetpu")] + p.suffix)
+    return twin if twin.is_file() else None
+
+
+@dataclass
+class Loaded:
+    """An allocated interpreter and how it was obtained."""
+
+    interpreter: object
+    backend: str
+    backend_version: str
+    model_path: Path
+    threads: int
+    edgetpu: bool = False
+    attempts: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def _candidates(backend):
+    forced = requested_backend(backend)
+    return [forced] if forced else list(BACKENDS)
+
+
+def _create(path, backend, threads, device, attempts):
+    """Try backends in order; return (BackendModule, interpreter, delegate_or_None)."""
+    from edge.metadata import is_edgetpu_model
+
+    wants_tpu = is_edgetpu_model(path)
+    tpu_error = None
+    for name in _candidates(backend):
+        try:
+            mod = import_backend(name)
+        except Exception as exc:  # noqa: BLE001 - a broken wheel can raise anything on import
+            attempts.append(f"{name}: import failed ({_one_line(exc)})")
+            continue
+        delegates = []
+        if wants_tpu:
+            try:
+                delegates = [load_edgetpu_delegate(mod, device)]
+            except EdgeTPUError as exc:
+                tpu_error = exc
+                attempts.append(f"{name}: {exc}")
+                # The delegate is missing for every backend alike (it is a system library).
+                raise
+        try:
+            it = mod.Interpreter(model_path=str(path), num_threads=threads, experimental_delegates=delegates or None)
+            it.allocate_tensors()
+        except Exception as exc:  # noqa: BLE001 - e.g. numpy ABI errors from tflite-runtime surface here
+            attempts.append(f"{name}: interpreter failed ({_one_line(exc)})")
+            continue
+        return mod, it, bool(delegates)
+    raise tpu_error or BackendError(
+        f"{path}: no TFLite interpreter could run this model; tried "
+        + "; ".join(attempts)
+        + f". Fix: {_INSTALL_HINT}" + (f", or unset {ENV_VAR}" if os.environ.get(ENV_VAR) else "")
+    )
+
+
+def load_interpreter(path, backend=None, threads=None, device=None) -> Loaded:
+    """Create and allocate an interpreter for ``path``.
+
+    Edge TPU models get libedgetpu's delegate; when it is missing, the CPU
+    int8 twin beside the file (``X_edgetpu.tflite`` -> ``X.tflite``) is used
+    with an :class:`EdgeTPUFallbackWarning`, else :class:`EdgeTPUError` says
+    what to install.
+    """
+    path = Path(path)
+    threads = resolve_threads(threads)
+    attempts: list = []
+    try:
+        mod, it, on_tpu = _create(path, backend, threads, device, attempts)
+        return Loaded(it, mod.name, mod.version, path, threads, on_tpu, attempts)
+    except EdgeTPUError as exc:
+        twin = cpu_twin(path)
+        if twin is None:
+            raise EdgeTPUError(
+                f"{path}: compiled for the Edge TPU, but {exc}; {EDGETPU_INSTALL_HINT} "
+                f"(or pass the CPU int8 model that edgetpu_compiler was given)"
+            ) from None
+        note = (f"{path.name}: Edge TPU runtime unavailable ({exc}); running the CPU int8 twin {twin.name} "
+                f"instead (slower). To use the Edge TPU: {EDGETPU_INSTALL_HINT}")
+        warnings.warn(note, EdgeTPUFallbackWarning, stacklevel=3)
+        attempts = []
+        mod, it, _ = _create(twin, backend, threads, device, attempts)
+        return Loaded(it, mod.name, mod.version, twin, threads, False, attempts, [note])
