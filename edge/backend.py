@@ -13,11 +13,13 @@ model; each failure is kept and reported if nothing works.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
 import os
 import platform
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +174,11 @@ def edgetpu_delegate_options(device=None):
 def load_edgetpu_delegate(backend: BackendModule, device=None):
     """Load libedgetpu's delegate or raise EdgeTPUError with why."""
     try:
+        # Probe with ctypes first: a failed load inside load_delegate leaves a half-built Delegate
+        # whose __del__ prints a traceback.
+        import ctypes
+
+        ctypes.CDLL(EDGETPU_LIBRARY)
         return backend.load_delegate(EDGETPU_LIBRARY, edgetpu_delegate_options(device))
     except (ValueError, OSError, RuntimeError, AttributeError) as exc:
         where = f" for device {device!r}" if device else ""
@@ -201,6 +208,29 @@ class Loaded:
     notes: list = field(default_factory=list)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide the C++ runtime's 'INFO: Created TensorFlow Lite XNNPACK delegate' line (fd 2), which
+    would otherwise precede every predict run; EDGEINSPECT_VERBOSE=1 keeps it."""
+    if os.environ.get("EDGEINSPECT_VERBOSE"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _candidates(backend):
     forced = requested_backend(backend)
     return [forced] if forced else list(BACKENDS)
@@ -228,8 +258,10 @@ def _create(path, backend, threads, device, attempts):
                 # The delegate is missing for every backend alike (it is a system library).
                 raise
         try:
-            it = mod.Interpreter(model_path=str(path), num_threads=threads, experimental_delegates=delegates or None)
-            it.allocate_tensors()
+            with _quiet_native_stderr():
+                it = mod.Interpreter(model_path=str(path), num_threads=threads,
+                                     experimental_delegates=delegates or None)
+                it.allocate_tensors()
         except Exception as exc:  # noqa: BLE001 - e.g. numpy ABI errors from tflite-runtime surface here
             attempts.append(f"{name}: interpreter failed ({_one_line(exc)})")
             continue

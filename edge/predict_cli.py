@@ -1,0 +1,185 @@
+"""``edgeinspect predict MODEL PATH...``: inspect images with a .tflite model, no TensorFlow.
+
+Kept light on purpose: only click, numpy, Pillow and the interpreter are
+imported, so one image answers in well under a second on a Pi.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import warnings
+
+import click
+
+from edge.cli import EXIT_DEFECTIVE, EXIT_ERROR, EXIT_OK, UserError
+
+FIELDS = ("path", "verdict", "score", "defect_type", "type_prob", "latency_ms", "error")
+
+
+def _fmt_path(p, width=48):
+    p = str(p)
+    return p if len(p) <= width else "…" + p[-(width - 1):]
+
+
+def _row(rec):
+    if rec["verdict"] is None:
+        return f"{_fmt_path(rec['path']):<48}  {'ERROR':<9}  {rec['error']}"
+    typ = ""
+    if rec["defect_type"] is not None:
+        label = rec["defect_type"] if len(rec["defect_type"]) <= 20 else rec["defect_type"][:19] + "…"
+        typ = f"{label} ({rec['type_prob']:.2f})"
+    return (f"{_fmt_path(rec['path']):<48}  {rec['verdict']:<9}  {rec['score']:>6.3f}  "
+            f"{typ:<28}  {rec['latency_ms']:>7.1f}")
+
+
+HEADER = f"{'path':<48}  {'verdict':<9}  {'score':>6}  {'type (prob)':<28}  {'ms':>7}"
+
+
+def _map_name(path, out_dir, used):
+    stem = os.path.splitext(os.path.basename(path))[0] or "image"
+    parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    name = f"{stem}_map.png"
+    if name in used:  # same file name in two folders (MVTec: test/crack/000.png, test/good/000.png)
+        name = f"{parent}_{stem}_map.png"
+    n = 2
+    base = name
+    while name in used:
+        name = base.replace("_map.png", f"_{n}_map.png")
+        n += 1
+    used.add(name)
+    return os.path.join(out_dir, name)
+
+
+def _load_overlay():
+    try:
+        from edge.overlay import save_overlay
+    except ImportError as exc:
+        raise UserError(f"--save-maps needs edge.overlay, which failed to import ({exc}); "
+                        "update edgeinspect or drop --save-maps")
+    return save_overlay
+
+
+def _write_csv(path, records):
+    import csv
+    import io
+
+    from edge.atomic import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in FIELDS})
+    atomic_write_text(path, buf.getvalue())
+
+
+@click.command("predict", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--threshold", type=float, default=None,
+              help="Override the model's decision threshold (default: the one stored in the model).")
+@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default=None,
+              help="Interpreter to use (default: $EDGEINSPECT_BACKEND or auto: litert > tflite-runtime > tensorflow).")
+@click.option("--threads", type=int, default=None, help="Interpreter threads (default: all cores).")
+@click.option("--device", default=None,
+              help="Edge TPU to use for _edgetpu.tflite models: usb, pci, usb:0, pci:1 (default: first found).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Labels file (one per line) for a plain TFLite classifier without edgeinspect metadata; "
+                   "its verdict is 'defective' if the top label is not 'good' when a 'good' label exists, else '-'.")
+@click.option("--top-k", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Labels kept per image for plain classifiers (JSON 'top').")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write results as JSON.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), default=None, help="Write results as CSV.")
+@click.option("--save-maps", type=click.Path(file_okay=False), default=None,
+              help="Folder for heat-map overlays (anomaly models).")
+@click.option("--workers", type=click.IntRange(0, 16), default=1, show_default=True,
+              help="Images decoded ahead on threads while the interpreter runs (0: decode inline).")
+@click.option("-q", "--quiet", is_flag=True, help="No table or summary; errors still go to stderr.")
+def predict(model, paths, threshold, backend, threads, device, labels, top_k, json_out, csv_out, save_maps,
+            workers, quiet):
+    """Inspect images with MODEL (.tflite) and print one verdict per image.
+
+    PATH may be files, folders (searched recursively), globs ('parts/**/*.png')
+    or '-' for a list of paths on stdin.
+
+    \b
+    Exit code: 0 every part good, 1 at least one part defective,
+    2 any error (unreadable image, bad model, bad usage) -- errors win,
+    so a script never mistakes a failed run for a clean one.
+    """
+    from edge.errors import EdgeInspectError
+    from edge.inputs import expand_inputs
+
+    err = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    files, problems = expand_inputs(paths)
+    for arg, reason in problems:
+        err(f"error: {arg}: {reason}")
+    try:
+        from edge.runtime import EdgeModel
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = EdgeModel(model, backend=backend, threads=threads, device=device, labels=labels,
+                          threshold=threshold)
+        for w in caught:
+            err("warning: " + " ".join(str(w.message).split()))
+    except EdgeInspectError as exc:
+        raise UserError(str(exc)) from None
+    save_overlay = None
+    if save_maps:
+        if m.task == "anomaly":
+            save_overlay = _load_overlay()
+        else:
+            err(f"warning: --save-maps ignored: {m.task} models produce no anomaly map")
+    if not quiet:
+        click.echo(f"model {m.path} ({m.task}, {m.input_size[0]}x{m.input_size[1]} {m.input_dtype.name}, "
+                   f"backend {m.backend}{', Edge TPU' if m.on_edgetpu else ''}, {m.threads} threads"
+                   + (f", threshold {m.threshold:g}" if m.task != "plain" else "") + ")")
+        if files:
+            click.echo(HEADER)
+    records, used = [], set()
+    for path, res in m.iter_predict(files, workers=workers, top_k=top_k):
+        if isinstance(res, EdgeInspectError):
+            rec = {k: None for k in FIELDS}
+            rec.update(path=os.fspath(path), error=str(getattr(res, "reason", res)))
+            err(f"error: {res}")
+        else:
+            rec = res.to_dict()
+            if save_overlay is not None and res.anomaly_map is not None:
+                try:
+                    from edge.imageio import load_image
+
+                    out = _map_name(path, save_maps, used)
+                    os.makedirs(save_maps, exist_ok=True)
+                    save_overlay(load_image(path), res.anomaly_map, out, threshold=m.threshold)
+                    rec["map"] = out
+                except (EdgeInspectError, OSError, ValueError) as exc:
+                    rec["error"] = f"heat map not saved: {exc}"
+                    err(f"error: {path}: heat map not saved ({exc})")
+        records.append(rec)
+        if not quiet:
+            click.echo(_row(rec))
+
+    n_err = sum(1 for r in records if r["error"]) + len(problems)
+    n_def = sum(1 for r in records if r["verdict"] == "defective")
+    n_good = sum(1 for r in records if r["verdict"] == "good")
+    lat = [r["latency_ms"] for r in records if r["latency_ms"] is not None]
+    summary = {"images": len(records), "good": n_good, "defective": n_def, "errors": n_err,
+               "median_ms": round(statistics.median(lat), 3) if lat else None}
+    if not files:
+        err("error: no images to inspect")
+        n_err = max(n_err, 1)
+    if json_out:
+        from edge.atomic import atomic_write_json
+
+        atomic_write_json(json_out, {"model": m.describe(), "summary": summary, "results": records,
+                                     "problems": [{"path": a, "error": r} for a, r in problems]})
+    if csv_out:
+        _write_csv(csv_out, records + [{"path": a, "error": r} for a, r in problems])
+    if not quiet:
+        tail = f"; median {summary['median_ms']:.1f} ms" if lat else ""
+        other = len(records) - n_good - n_def - sum(1 for r in records if r["error"] and not r["verdict"])
+        click.echo(f"{len(records)} images: {n_good} good, {n_def} defective"
+                   + (f", {other} unjudged" if other > 0 else "") + f", {n_err} errors{tail}")
+    code = EXIT_ERROR if n_err else EXIT_DEFECTIVE if n_def else EXIT_OK
+    click.get_current_context().exit(code)
