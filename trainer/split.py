@@ -162,7 +162,8 @@ def make_split(root, protocol, seed=0, val_fraction=0.2, defects_per_type=10, de
                         want[t] += 1
                         left -= 1
         else:
-            params["defects_per_type"] = int(defects_per_type)
+            defects_per_type = 10 if defects_per_type is None else int(defects_per_type)
+            params["defects_per_type"] = defects_per_type
             want = {}
             for t in types:
                 if len(pools[t]) <= defects_per_type:
