@@ -37,7 +37,7 @@ class TrainConfig:
     mode: str = "classifier"
     protocol: str = "supervised"
     val_fraction: float = 0.2
-    defects_per_type: int | None = None
+    defects_per_type: int | None = 10   # ignored when defects_total is set
     defects_total: int | None = None
     k: int = 5
     fold: int = 0

@@ -28,8 +28,20 @@ def load_model(path, compile=False):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelError(f"{path}: model file not found; train one with 'edgeinspect train'")
+    register_all()
     try:
         return keras.models.load_model(path, compile=compile)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"{path}: not a loadable Keras model ({text}); re-run 'edgeinspect train'") from None
+
+
+def register_all():
+    """Import every module that registers layers (anomaly mode keeps its own in trainer.anomaly.layers)."""
+    import importlib
+
+    try:
+        importlib.import_module("trainer.anomaly.layers")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("trainer.anomaly", "trainer.anomaly.layers"):
+            raise

@@ -118,6 +118,16 @@ def split_at_block(model, n_blocks):
     return bottom, keras.Model(act, {DEFECT: heads[0](x), TYPE: heads[1](x)}, name="top")
 
 
+def pooled_features(model, n_blocks):
+    """Cached activations at the cut of :func:`split_at_block` -> pooled features (frozen upper blocks)."""
+    keras = import_keras()
+    base = backbone_of(model)
+    cut = base.get_layer(f"block_{N_BLOCKS - n_blocks}_expand").input
+    upper = keras.Model(cut, base.output, name="backbone_top")
+    act = keras.Input(shape=cut.shape[1:], name="activations")
+    return keras.Model(act, model.get_layer("pool")(upper(act, training=False)), name="pooled")
+
+
 def rebuild_batch1(model):
     """The same model (same weights, shared layers) with a fixed batch of 1.
 

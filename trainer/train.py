@@ -1,0 +1,470 @@
+"""Classifier training that works with a handful of defective images.
+
+Steps (each prints progress):
+
+1. split: ``cfg.manifest`` or a fresh seeded split of ``cfg.data`` (``cfg.protocol``);
+2. model: :func:`trainer.model.build_classifier` inside the device strategy's scope;
+3. cache (CPU): run the frozen bottom of the network once over the train images
+   plus ``cfg.aug_copies`` augmented copies of each, and over val. The bottom is
+   everything below the first fine-tuned block, so both phases reuse it;
+4. phase 1: the heads on pooled features (fast: many epochs cost seconds);
+5. phase 2 (``cfg.fine_tune_epochs`` > 0): the top ``cfg.fine_tune_blocks`` blocks +
+   heads on the cached activations, BatchNorm frozen, at ``cfg.fine_tune_learning_rate``;
+6. threshold on val for ``cfg.threshold_policy``; honest reports on val and test
+   from the full saved model; warnings if the model says one class or val has no defect.
+
+Few defects: class weights (as sample weights: Keras ignores ``class_weight`` for
+multi-output models) balance good vs defective and the defect types, and early
+stopping on val restores the best epoch. On a GPU/TPU, phase 1 and 2 train on
+images with on-the-fly augmentation instead of cached activations.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import DataError
+
+GOOD = "good"
+
+
+# ------------------------------------------------------------------ pure helpers (unit-tested)
+def class_weights(labels, n_classes):
+    """Per-class weights n / (n_present_classes * n_c); classes absent from ``labels`` get 0."""
+    labels = np.asarray(labels, dtype=int).ravel()
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    w = np.zeros(n_classes)
+    w[present] = len(labels) / (present.sum() * counts[present])
+    return w
+
+
+def sample_weights(labels, n_classes):
+    return class_weights(labels, n_classes)[np.asarray(labels, dtype=int)].astype(np.float32)
+
+
+def head_labels(train_files, classes):
+    """Type-head labels: "good" then the defect types present in train, in manifest order."""
+    present = {f["type"] for f in train_files}
+    return [GOOD] + [c for c in classes if c != GOOD and c in present]
+
+
+def check_split(split_files, manifest_name="manifest"):
+    """One-line errors for splits a classifier cannot learn from."""
+    train = split_files["train"]
+    if not any(f["label"] == 0 for f in train):
+        raise DataError(f"{manifest_name}: the train split has no good images; put good parts in train/good")
+    if not any(f["label"] == 1 for f in train):
+        raise DataError(
+            f"{manifest_name}: the train split has no defective images, so a classifier cannot learn them; "
+            "use --protocol supervised --defects-per-type N, or --mode anomaly for good-only training")
+    if not split_files["val"]:
+        raise DataError(f"{manifest_name}: the val split is empty; the threshold needs it (raise val_fraction)")
+
+
+def per_type_recall(files, scores, threshold):
+    """Fraction caught per defect type (and false-alarm rate on 'good') at ``threshold``."""
+    out = {}
+    for t in sorted({f["type"] for f in files}):
+        idx = [i for i, f in enumerate(files) if f["type"] == t]
+        hit = float(np.mean(np.asarray(scores)[idx] >= threshold))
+        out[t] = {"n": len(idx), ("false_alarm_rate" if t == GOOD else "recall"): hit}
+    return out
+
+
+def split_warnings(val_rep, test_rep, thr_info):
+    warnings = [f"val: {w}" for w in val_rep["warnings"]]
+    if test_rep is not None:
+        warnings += [f"test: {w}" for w in test_rep["warnings"]]
+    if "warning" in thr_info:
+        warnings.append(f"threshold: {thr_info['warning']}")
+    return warnings
+
+
+# ------------------------------------------------------------------ data
+def resolve_manifest(cfg, echo):
+    from trainer.split import load_manifest, make_split
+
+    if cfg.manifest:
+        manifest = load_manifest(cfg.manifest)
+        root = Path(cfg.data) if cfg.data else Path(manifest["root"])
+        if not root.is_dir():
+            raise DataError(f"{root}: dataset folder of manifest {cfg.manifest} not found; pass --data ROOT")
+        echo(f"split: {cfg.manifest} ({manifest['protocol']}, seed {manifest['seed']})")
+        return manifest, root, cfg.manifest
+    if not cfg.data:
+        raise DataError("no data: pass --data ROOT (MVTec AD layout) or --manifest M")
+    root = Path(cfg.data)
+    manifest = make_split(root, cfg.protocol, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                          defects_per_type=cfg.defects_per_type if cfg.defects_per_type is not None else 10,
+                          defects_total=cfg.defects_total, k=cfg.k, fold=cfg.fold)
+    echo(f"split: {cfg.protocol} of {root} (seed {cfg.seed}), made now and saved in the run")
+    return manifest, root, str(root)
+
+
+def load_split(files, root, size, echo, name):
+    from trainer.dataset import load_batch
+
+    t = time.time()
+    x = load_batch([Path(root) / f["path"] for f in files], size)
+    echo(f"  loaded {len(files)} {name} images in {time.time() - t:.1f}s")
+    return x
+
+
+# ------------------------------------------------------------------ augmentation
+def build_augmenter(augment: dict, seed: int):
+    """Random flips/rotation/zoom/brightness/contrast on raw 0..255 pixels (training only)."""
+    from trainer.tfutil import import_keras
+
+    keras = import_keras()
+    layers = []
+    if augment.get("flip"):
+        layers.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed + 1))
+    if augment.get("rotation"):
+        layers.append(keras.layers.RandomRotation(augment["rotation"], fill_mode="reflect", seed=seed + 2))
+    if augment.get("zoom"):
+        z = float(augment["zoom"])
+        layers.append(keras.layers.RandomZoom((-z, z), fill_mode="reflect", seed=seed + 3))
+    if augment.get("brightness"):
+        layers.append(keras.layers.RandomBrightness(augment["brightness"], value_range=(0, 255), seed=seed + 4))
+    if augment.get("contrast"):
+        layers.append(keras.layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=seed + 5))
+    return keras.Sequential(layers, name="augment") if layers else None
+
+
+def augmented(x_uint8, augmenter, batch=64):
+    out = np.empty(x_uint8.shape, np.float32)
+    for i in range(0, len(x_uint8), batch):
+        out[i:i + batch] = np.asarray(augmenter(x_uint8[i:i + batch].astype(np.float32), training=True))
+    return out
+
+
+# ------------------------------------------------------------------ progress
+def epoch_echo(phase, epochs, echo):
+    from trainer.tfutil import import_keras
+
+    keras = import_keras()
+
+    class EpochEcho(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            keys = ("loss", "val_loss", "val_defect_auc")
+            parts = " ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
+            echo(f"  [{phase}] epoch {epoch + 1}/{epochs} {parts} ({time.time() - self.t:.1f}s)")
+
+    return EpochEcho()
+
+
+# ------------------------------------------------------------------ fitting
+def _compile(model, lr, cfg):
+    from trainer.tfutil import import_keras
+
+    keras = import_keras()
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss={"defect": "binary_crossentropy", "type": "sparse_categorical_crossentropy"},
+        loss_weights={"defect": 1.0, "type": cfg.type_loss_weight},
+        metrics={"defect": [keras.metrics.AUC(name="auc")]},
+    )
+
+
+def _fit(model, x, targets, weights, val, epochs, lr, cfg, phase, echo, batch_size):
+    from trainer.tfutil import import_keras
+
+    keras = import_keras()
+    _compile(model, lr, cfg)
+    stop = keras.callbacks.EarlyStopping(monitor="val_defect_loss", patience=cfg.patience, restore_best_weights=True)
+    t = time.time()
+    hist = model.fit(x, targets, sample_weight=weights, validation_data=val, epochs=epochs, batch_size=batch_size,
+                     shuffle=True, verbose=0, callbacks=[stop, epoch_echo(phase, epochs, echo)])
+    n = len(hist.history.get("loss", []))
+    best = int(np.argmin(hist.history["val_defect_loss"])) + 1 if n else 0
+    echo(f"  [{phase}] {n} epochs in {time.time() - t:.1f}s, best val_defect_loss at epoch {best} (weights restored)")
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}, time.time() - t, n
+
+
+def _image_dataset(x, targets, weights, batch, augmenter, shuffle, seed):
+    """tf.data of raw pixels (accelerator path): augmentation runs on the host per batch."""
+    from trainer.tfutil import import_tf
+
+    tf = import_tf()
+    ds = tf.data.Dataset.from_tensor_slices((x, targets, weights) if weights is not None else (x, targets))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch)
+
+    def prep(xb, *rest):
+        xb = tf.cast(xb, tf.float32)
+        if augmenter is not None:
+            xb = augmenter(xb, training=True)
+        return (xb, *rest)
+
+    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+# ------------------------------------------------------------------ main entry
+def train_classifier(cfg, echo=None) -> Path:
+    """Train per ``cfg`` (a :class:`trainer.config.TrainConfig`); returns the run folder."""
+    import click
+
+    from trainer.tfutil import import_keras
+
+    echo = echo or click.echo
+    t_start = time.time()
+    from trainer.tfutil import import_tf
+
+    # Keras's per-model predict() retrace notice is expected here (bottom, top, full model) and only noise.
+    import_tf().get_logger().setLevel("ERROR")
+    timing = {}
+    manifest, root, manifest_src = resolve_manifest(cfg, echo)
+    from trainer.split import split_items
+
+    files = {s: split_items(manifest, s, root) for s in ("train", "val", "test")}
+    check_split(files, manifest_src)
+    labels = head_labels(files["train"], manifest["classes"])
+    index = {c: i for i, c in enumerate(labels)}
+    for s in ("train", "val", "test"):
+        n_def = sum(f["label"] for f in files[s])
+        echo(f"  {s}: {len(files[s])} images ({len(files[s]) - n_def} good, {n_def} defective)")
+    echo(f"labels (type head): {', '.join(labels)}")
+
+    keras = import_keras()
+    from trainer.devices import enable_mixed_precision, select_strategy
+
+    choice = select_strategy(cfg.device, cfg.tpu)
+    echo(f"device: {choice.description}")
+    previous_policy = enable_mixed_precision(choice)
+    try:
+        keras.utils.set_random_seed(cfg.seed)
+        from trainer.model import build_classifier
+
+        t = time.time()
+        with choice.strategy.scope():
+            model = build_classifier(len(labels), alpha=cfg.alpha, input_size=cfg.input_size, weights=cfg.weights,
+                                     dropout=cfg.dropout)
+        echo(f"model: MobileNetV2 alpha={cfg.alpha} input={cfg.input_size} weights={cfg.weights or 'none'} "
+             f"({model.count_params():,} parameters, built in {time.time() - t:.1f}s)")
+
+        x = {s: load_split(files[s], root, cfg.input_size, echo, s) for s in ("train", "val", "test") if files[s]}
+        y_def = {s: np.array([f["label"] for f in files[s]], np.float32) for s in files}
+        # Val/test defect types unseen in train get index -1 for the type head: masked by a 0 weight.
+        y_type = {s: np.array([index.get(f["type"], -1) for f in files[s]], np.int64) for s in files}
+        bs = cfg.batch_size * max(choice.replicas, 1)
+        w_def = class_weights(y_def["train"], 2)
+        w_type = class_weights(y_type["train"], len(labels))
+        echo("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(("good", "defective"), w_def))
+             + " | types: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(labels, w_type)))
+
+        def weights_of(s):
+            yt = y_type[s]
+            wt = np.where(yt >= 0, w_type[np.clip(yt, 0, None)], 0.0).astype(np.float32)
+            return {"defect": w_def[y_def[s].astype(int)].astype(np.float32), "type": wt}
+
+        def targets_of(s):
+            return {"defect": y_def[s][:, None], "type": np.clip(y_type[s], 0, None)}
+
+        histories = {}
+        augmenter = build_augmenter(cfg.augment, cfg.seed)
+        if choice.kind == "cpu":
+            histories, timing = _train_cached(model, x, targets_of, weights_of, augmenter, cfg, echo, bs, choice)
+        else:
+            histories, timing = _train_images(model, x, targets_of, weights_of, augmenter, cfg, echo, bs, choice)
+
+        if choice.mixed_precision:
+            model = _float32_twin(model, labels, cfg)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+    # ---- evaluation with the model that gets saved
+    t = time.time()
+    scores, types_pred = {}, {}
+    for s in ("val", "test"):
+        if s in x:
+            out = model.predict(x[s], batch_size=bs, verbose=0)
+            scores[s] = np.asarray(out["defect"], np.float64)[:, 0]
+            types_pred[s] = np.argmax(np.asarray(out["type"]), axis=1)
+    timing["evaluate_s"] = time.time() - t
+    metrics = evaluate(cfg, files, labels, y_def, y_type, scores, types_pred, echo)
+    metrics.update(histories={k: v for k, v in histories.items()}, device=choice.description,
+                   strategy=choice.name, class_weights={"good": float(w_def[0]), "defective": float(w_def[1]),
+                                                        "types": dict(zip(labels, map(float, w_type)))},
+                   counts={s: {"n": len(files[s]), "defective": int(sum(f["label"] for f in files[s]))} for s in files})
+
+    # ---- outputs
+    from edge.atomic import new_run_dir
+    from trainer.run_folder import write_run_files
+
+    run_dir = new_run_dir(cfg.project, cfg.name)
+    save_model(model, run_dir / "model.keras")
+    timing["total_to_saved_model_s"] = time.time() - t_start
+    metrics["timing"] = {k: round(float(v), 3) for k, v in timing.items()}
+    from trainer.plots import plot_confusion, plot_curves
+
+    plot_curves(histories, run_dir / "curves.png", title=f"{run_dir.name}: classifier training")
+    plot_confusion({"val": metrics["val"], "test": metrics.get("test")}, run_dir / "confusion.png",
+                   title=f"{run_dir.name}: defective vs good at threshold {metrics['threshold']:.3g}")
+    write_run_files(run_dir, cfg=cfg, manifest=manifest, task="classifier", labels=labels,
+                    input_size=cfg.input_size, threshold=metrics["threshold"], threshold_policy=cfg.threshold_policy,
+                    metrics=metrics, extra={"mode": "classifier", "device": choice.description,
+                                            "outputs": {"defect": "sigmoid (B,1)", "type": "softmax (B,K)"}})
+    echo(f"total {time.time() - t_start:.1f}s")
+    echo(f"run saved: {run_dir}")
+    return run_dir
+
+
+def _train_cached(model, x, targets_of, weights_of, augmenter, cfg, echo, bs, choice):
+    """CPU path: cache the frozen bottom's activations once, then train the top on them."""
+    from trainer.model import split_at_block
+
+    timing = {}
+    n_ft = cfg.fine_tune_blocks if cfg.fine_tune_epochs > 0 else 0
+    with choice.strategy.scope():
+        bottom, top = split_at_block(model, n_ft)
+        _, head = split_at_block(model, 0) if n_ft else (None, top)
+
+    t = time.time()
+    copies = [x["train"].astype(np.float32)]
+    for c in range(cfg.aug_copies if augmenter is not None else 0):
+        copies.append(augmented(x["train"], augmenter))
+    timing["augment_s"] = time.time() - t
+    t = time.time()
+    acts = np.concatenate([bottom.predict(c, batch_size=bs, verbose=0) for c in copies])
+    acts_val = bottom.predict(x["val"].astype(np.float32), batch_size=bs, verbose=0)
+    n_imgs = len(acts) + len(acts_val)
+    timing["feature_cache_s"] = time.time() - t
+    echo(f"cache: {len(copies)}x{len(x['train'])} train + {len(acts_val)} val images through the frozen bottom "
+         f"-> {acts.shape[1:]} in {timing['feature_cache_s']:.1f}s ({1000 * timing['feature_cache_s'] / n_imgs:.0f} ms/image)")
+    reps = len(copies)
+    tgt = {k: np.concatenate([v] * reps) for k, v in targets_of("train").items()}
+    wts = {k: np.concatenate([v] * reps) for k, v in weights_of("train").items()}
+    val_t, val_w = targets_of("val"), weights_of("val")
+
+    if n_ft:
+        # Pooled features for phase 1 come from the (still frozen) upper blocks applied to the cache.
+        from trainer.model import pooled_features
+
+        with choice.strategy.scope():
+            to_pooled = pooled_features(model, n_ft)
+        feats = to_pooled.predict(acts, batch_size=bs, verbose=0)
+        feats_val = to_pooled.predict(acts_val, batch_size=bs, verbose=0)
+    else:
+        feats, feats_val = acts, acts_val
+
+    histories = {}
+    if cfg.epochs:
+        with choice.strategy.scope():
+            histories["head"], dt, n = _fit(head, feats, tgt, wts, (feats_val, val_t, val_w), cfg.epochs,
+                                            cfg.learning_rate, cfg, "head", echo, bs)
+        timing["head_s"], timing["head_epoch_s"] = dt, dt / max(n, 1)
+    if n_ft:
+        from trainer.model import set_fine_tune_blocks
+
+        with choice.strategy.scope():
+            set_fine_tune_blocks(model, n_ft)
+            histories["fine_tune"], dt, n = _fit(top, acts, tgt, wts, (acts_val, val_t, val_w), cfg.fine_tune_epochs,
+                                                 cfg.fine_tune_learning_rate, cfg, "fine-tune", echo, bs)
+        set_fine_tune_blocks(model, 0)
+        timing["fine_tune_s"], timing["fine_tune_epoch_s"] = dt, dt / max(n, 1)
+    return histories, timing
+
+
+def _train_images(model, x, targets_of, weights_of, augmenter, cfg, echo, bs, choice):
+    """Accelerator path: both phases on images with on-the-fly augmentation."""
+    from trainer.model import set_fine_tune_blocks
+
+    timing, histories = {}, {}
+    train_ds = _image_dataset(x["train"], targets_of("train"), weights_of("train"), bs, augmenter, True, cfg.seed)
+    val_ds = _image_dataset(x["val"], targets_of("val"), weights_of("val"), bs, None, False, cfg.seed)
+    phases = [("head", cfg.epochs, cfg.learning_rate, 0)]
+    if cfg.fine_tune_epochs:
+        phases.append(("fine-tune", cfg.fine_tune_epochs, cfg.fine_tune_learning_rate, cfg.fine_tune_blocks))
+    for phase, epochs, lr, n_blocks in phases:
+        if not epochs:
+            continue
+        with choice.strategy.scope():
+            set_fine_tune_blocks(model, n_blocks)
+            hist, dt, n = _fit_ds(model, train_ds, val_ds, epochs, lr, cfg, phase, echo)
+        histories[phase.replace("-", "_")] = hist
+        timing[f"{phase.replace('-', '_')}_s"], timing[f"{phase.replace('-', '_')}_epoch_s"] = dt, dt / max(n, 1)
+    set_fine_tune_blocks(model, 0)
+    return histories, timing
+
+
+def _fit_ds(model, train_ds, val_ds, epochs, lr, cfg, phase, echo):
+    from trainer.tfutil import import_keras
+
+    keras = import_keras()
+    _compile(model, lr, cfg)
+    stop = keras.callbacks.EarlyStopping(monitor="val_defect_loss", patience=cfg.patience, restore_best_weights=True)
+    t = time.time()
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0,
+                     callbacks=[stop, epoch_echo(phase, epochs, echo)])
+    n = len(hist.history.get("loss", []))
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}, time.time() - t, n
+
+
+def _float32_twin(model, labels, cfg):
+    """Mixed-precision training leaves float16 compute in layer configs; deploy a float32 copy."""
+    from trainer.tfutil import import_keras
+
+    keras = import_keras()
+    keras.mixed_precision.set_global_policy("float32")
+    from trainer.model import build_classifier
+
+    twin = build_classifier(len(labels), alpha=cfg.alpha, input_size=cfg.input_size, weights=None, dropout=cfg.dropout)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def save_model(model, path):
+    """model.keras written beside its final name, then renamed: readers never see half a zip."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------ evaluation
+def evaluate(cfg, files, labels, y_def, y_type, scores, types_pred, echo):
+    import click
+
+    from trainer.metrics import binary_report, choose_threshold, format_report
+
+    thr, thr_info = choose_threshold(y_def["val"], scores["val"], cfg.threshold_policy)
+    echo(f"threshold {thr:.4f} ({cfg.threshold_policy} on val: recall {thr_info.get('achieved_recall', float('nan')):.3f}, "
+         f"false alarms {thr_info.get('achieved_fpr', float('nan')):.3f})")
+    val_rep = binary_report(y_def["val"], scores["val"], thr)
+    echo(format_report(val_rep, "val (threshold chosen here; optimistic):"))
+    test_rep, per_type, type_acc = None, {}, None
+    if "test" in scores:
+        test_rep = binary_report(y_def["test"], scores["test"], thr, ci=True, n_boot=500, seed=cfg.seed)
+        echo(format_report(test_rep, "test (held out):"))
+        if "auroc_ci95" in test_rep:
+            lo, hi = test_rep["auroc_ci95"]
+            blo, bhi = test_rep["balanced_accuracy_ci95"]
+            echo(f"  95% bootstrap CI: AUROC [{lo:.3f}, {hi:.3f}], balanced acc [{blo:.3f}, {bhi:.3f}]")
+        per_type = per_type_recall(files["test"], scores["test"], thr)
+        echo("  per type: " + ", ".join(
+            f"{t} {'false alarms' if t == GOOD else 'recall'} {v.get('recall', v.get('false_alarm_rate')):.2f} (n={v['n']})"
+            for t, v in per_type.items()))
+        known = (y_def["test"] == 1) & (y_type["test"] > 0)
+        if known.any():
+            type_acc = float(np.mean(types_pred["test"][known] == y_type["test"][known]))
+            echo(f"  defect-type accuracy on test defects of known types: {type_acc:.3f} (n={int(known.sum())}, "
+                 f"chance {1 / max(len(labels) - 1, 1):.3f})")
+    warnings = split_warnings(val_rep, test_rep, thr_info)
+    if test_rep is None:
+        warnings.append("test: the split has no test images; nothing was measured on held-out data")
+    for w in warnings:
+        echo(click.style(f"WARNING: {w}", fg="red", bold=True))
+    return {"threshold": float(thr), "threshold_policy": cfg.threshold_policy, "threshold_info": thr_info,
+            "val": val_rep, "test": test_rep, "per_type_test": per_type, "type_accuracy_test": type_acc,
+            "labels": labels, "warnings": warnings}
