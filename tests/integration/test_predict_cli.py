@@ -1,0 +1,168 @@
+"""`edgeinspect predict` end to end on tiny edgeinspect-format models (classifier + anomaly)."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from edge.cli import EXIT_DEFECTIVE, EXIT_ERROR, EXIT_OK, main
+from edge.runtime import EdgeModel
+from tests.fixtures.common import CORAL_DIR, ROOT
+
+
+def _img(path, rgb=(120, 120, 120), patch=None, size=(80, 64), mode=None):
+    a = np.zeros((size[1], size[0], 3), np.uint8) + np.array(rgb, np.uint8)
+    if patch is not None:
+        a[10:30, 10:30] = patch
+    im = Image.fromarray(a)
+    if mode:
+        im = im.convert(mode)
+    im.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("parts")
+    (d / "sub").mkdir()
+    return {
+        "grey": _img(d / "grey.png"),
+        "red": _img(d / "sub" / "red.png", rgb=(210, 40, 40)),
+        "bright": _img(d / "bright.jpg", patch=(255, 255, 255)),
+        "gray_l": _img(d / "gray_l.png", mode="L"),
+        "rgba": _img(d / "rgba.png", mode="RGBA"),
+        "dir": d,
+    }
+
+
+def run(*args, input=None):
+    r = CliRunner().invoke(main, ["predict", *map(str, args)], input=input)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.output
+    return r
+
+
+def test_classifier_verdicts_on_crafted_images(tiny_models_dir, parts):
+    for variant in ("int8", "fp32"):
+        m = EdgeModel(tiny_models_dir / f"tiny_classifier_{variant}.tflite", threads=1)
+        g, r = m.predict(parts["grey"]), m.predict(parts["red"])
+        assert (g.verdict, r.verdict) == ("good", "defective"), variant
+        assert g.score < 0.5 <= r.score and r.defect_type == "crack" and r.type_prob > 0.5
+        assert m.labels == ["good", "crack", "hole"] and m.task == "classifier"
+
+
+def test_anomaly_verdicts_and_map(tiny_models_dir, parts):
+    for variant in ("int8", "fp32"):
+        m = EdgeModel(tiny_models_dir / f"tiny_anomaly_{variant}.tflite", threads=1)
+        g, b = m.predict(parts["grey"]), m.predict(parts["bright"])
+        assert (g.verdict, b.verdict) == ("good", "defective"), variant
+        assert b.anomaly_map.shape == (8, 8) and b.defect_type is None
+        # the map is high where the bright patch is (top-left), low elsewhere
+        assert b.anomaly_map[1:3, 1:3].min() > 0.5 > b.anomaly_map[5:, 5:].max()
+
+
+def test_threshold_override_flips_the_verdict(tiny_classifier_tflite, parts):
+    m = EdgeModel(tiny_classifier_tflite, threshold=0.1)
+    assert m.predict(parts["grey"]).verdict == "defective"
+
+
+def test_iter_predict_with_decode_workers_matches_sequential(tiny_classifier_tflite, parts, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"junk")
+    paths = [parts["grey"], bad, parts["red"], parts["rgba"]]
+    m = EdgeModel(tiny_classifier_tflite)
+    seq = [r.verdict if hasattr(r, "verdict") else "err" for _, r in m.iter_predict(paths, workers=0)]
+    par = [r.verdict if hasattr(r, "verdict") else "err" for _, r in m.iter_predict(paths, workers=2)]
+    assert seq == par == ["good", "err", "defective", "good"]
+
+
+def test_exit_codes(tiny_classifier_tflite, parts):
+    assert run(tiny_classifier_tflite, parts["grey"]).exit_code == EXIT_OK
+    assert run(tiny_classifier_tflite, parts["grey"], parts["red"]).exit_code == EXIT_DEFECTIVE
+    r = run(tiny_classifier_tflite, parts["red"], parts["dir"] / "missing.png")
+    assert r.exit_code == EXIT_ERROR and "missing.png: no such file or folder" in r.output
+
+
+def test_folder_glob_and_stdin_inputs_with_json_and_csv(tiny_classifier_tflite, parts, tmp_path):
+    d = parts["dir"]
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    r = run(tiny_classifier_tflite, d, "--json", out_json, "--csv", out_csv)
+    assert r.exit_code == EXIT_DEFECTIVE, r.output
+    doc = json.loads(out_json.read_text())
+    res = {p.split("/")[-1]: rec for rec in doc["results"] for p in [rec["path"]]}
+    assert set(res) == {"grey.png", "red.png", "bright.jpg", "gray_l.png", "rgba.png"}  # recursive
+    assert res["red.png"]["verdict"] == "defective" and res["red.png"]["defect_type"] == "crack"
+    assert doc["summary"]["defective"] == 1 and doc["model"]["task"] == "classifier"
+    rows = list(csv.DictReader(out_csv.open()))
+    assert list(rows[0]) == ["path", "verdict", "score", "defect_type", "type_prob", "latency_ms", "error"]
+    assert {row["path"].split("/")[-1]: row["verdict"] for row in rows}["red.png"] == "defective"
+    assert float(rows[0]["latency_ms"]) > 0
+    r = run(tiny_classifier_tflite, str(d / "**" / "*.png"), "--quiet")
+    assert r.exit_code == EXIT_DEFECTIVE and r.output.strip() == ""
+    r = run(tiny_classifier_tflite, "-", input=f"{parts['grey']}\n{parts['rgba']}\n")
+    assert r.exit_code == EXIT_OK and "2 images: 2 good, 0 defective, 0 errors" in r.output
+
+
+def test_bad_files_are_reported_and_the_run_continues(tiny_classifier_tflite, parts, tmp_path):
+    (tmp_path / "corrupt.png").write_bytes(open(parts["grey"], "rb").read()[:60])
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("hello")
+    out = tmp_path / "r.csv"
+    r = run(tiny_classifier_tflite, tmp_path / "corrupt.png", tmp_path / "empty.jpg", tmp_path / "notes.png",
+            parts["red"], "--csv", out)
+    assert r.exit_code == EXIT_ERROR  # errors win over defective
+    for name, why in (("corrupt.png", "corrupt or truncated"), ("empty.jpg", "empty file"),
+                      ("notes.png", "not an image")):
+        lines = [ln for ln in r.output.splitlines() if ln.startswith("error:") and name in ln]
+        assert len(lines) == 1 and why in lines[0], r.output
+    assert "Traceback" not in r.output
+    rows = {row["path"].split("/")[-1]: row for row in csv.DictReader(out.open())}
+    assert rows["red.png"]["verdict"] == "defective" and rows["empty.jpg"]["error"].startswith("empty file")
+
+
+def test_model_errors_are_one_line_exit_2(tiny_classifier_tflite, parts, tmp_path):
+    (tmp_path / "x.tflite").write_text("not a model")
+    for args, why in (([tmp_path / "x.tflite", parts["grey"]], "not a TFLite model"),
+                      ([CORAL_DIR / "mobilenet_v2_1.0_224_quant.tflite", parts["grey"]], "--labels FILE")):
+        r = run(*args)
+        assert r.exit_code == EXIT_ERROR and why in r.output and "Traceback" not in r.output
+        assert len([ln for ln in r.output.splitlines() if ln.startswith("Error:")]) == 1
+
+
+def test_plain_classifier_with_labels_via_cli(tmp_path):
+    r = run(CORAL_DIR / "mobilenet_v2_1.0_224_quant.tflite", CORAL_DIR / "cat.bmp", "--labels",
+            CORAL_DIR / "imagenet_labels.txt", "--json", tmp_path / "o.json", "--top-k", "2")
+    assert r.exit_code == EXIT_OK and "Egyptian cat" in r.output
+    rec = json.loads((tmp_path / "o.json").read_text())["results"][0]
+    assert rec["verdict"] == "-" and [t[0] for t in rec["top"]] == ["Egyptian cat", "tabby, tabby cat"]
+
+
+def test_save_maps_writes_overlays_for_anomaly_models(tiny_anomaly_tflite, parts, tmp_path):
+    pytest.importorskip("edge.overlay")
+    out = tmp_path / "maps"
+    r = run(tiny_anomaly_tflite, parts["grey"], parts["bright"], "--save-maps", out)
+    assert r.exit_code == EXIT_DEFECTIVE, r.output
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["bright_map.png", "grey_map.png"]
+    with Image.open(out / "bright_map.png") as im:
+        assert im.size[0] > 0
+
+
+def test_predict_subprocess_never_imports_tensorflow(tiny_classifier_tflite, parts):
+    probe = ("import sys\nfrom edge.cli import main\n"
+             "try:\n    main(['predict', sys.argv[1], sys.argv[2], '-q'])\nexcept SystemExit as e:\n    code = e.code\n"
+             "print('TF' if any(k.split('.')[0] in ('tensorflow', 'keras') for k in sys.modules) else 'NOTF', code)")
+    out = subprocess.run([sys.executable, "-c", probe, str(tiny_classifier_tflite), str(parts["red"])],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["NOTF", "1"], out.stdout + out.stderr
+
+
+def test_tensorflow_backend_fallback_runs_the_same_model(tiny_classifier_tflite, parts):
+    pytest.importorskip("tensorflow")
+    m = EdgeModel(tiny_classifier_tflite, backend="tensorflow", threads=1)
+    ref = EdgeModel(tiny_classifier_tflite, threads=1)
+    assert m.backend == "tensorflow"
+    assert m.predict(parts["red"]).score == ref.predict(parts["red"]).score
