@@ -1,0 +1,1 @@
+"""Benchmarks: the ``bench`` and ``demo`` commands, timing scripts and committed reference results."""

@@ -1,0 +1,49 @@
+"""``edgeinspect bench RUN_DIR``: every variant of a run, accuracy and latency side by side."""
+from __future__ import annotations
+
+import click
+
+from benchmarks.bench import VARIANTS
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default RUN_DIR/bench).")
+@click.option("--variants", default=None,
+              help=f"Comma-separated subset of {','.join(VARIANTS)} (default: all that exist).")
+@click.option("--repeats", default=50, show_default=True, help="Timed calls per variant (after warm-up).")
+@click.option("--warmup", default=5, show_default=True, help="Untimed warm-up calls per variant.")
+@click.option("--keras-repeats", default=None, type=int, help="Timed model.predict calls (default repeats/3, >= 10).")
+@click.option("--threads", default=None, type=int, help="Interpreter threads (default: all cores).")
+@click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--no-litert-benchmark", is_flag=True, help="Skip the litert-benchmark reference timing.")
+@click.option("--no-cold", is_flag=True, help="Skip the cold-start/peak-RSS child process per variant.")
+@click.option("--limit", default=None, type=int, help="Use only the first N test images (smoke tests).")
+@click.option("--compare", "compare_to", type=click.Path(dir_okay=False), default=None,
+              help="Reference bench JSON (e.g. benchmarks/results/*.json): flag AUROC drop > 0.02 or p50 > 1.5x.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when --compare finds a regression.")
+def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n_boot, no_litert_benchmark, no_cold,
+          limit, compare_to, fail_on_regression):
+    """Benchmark every exported variant of RUN_DIR on its own test split.
+
+    \b
+    Keras float, TFLite float32/float16/dynamic-range/int8 and (with a device) Edge TPU,
+    in one process on the same images: AUROC and balanced accuracy with 95% intervals,
+    accuracy beside the majority baseline, confusion matrix, per-type recall, agreement
+    with the float model; latency p50/p95/p99, bare invoke() and litert-benchmark
+    references, cold start, peak RSS, size. Writes bench.json, bench.csv, PNGs and a
+    self-contained report.html to RUN_DIR/bench/.
+    """
+    from benchmarks.bench import format_table, run_bench
+
+    chosen = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
+    result = run_bench(run_dir, out_dir=out_dir, variants=chosen, repeats=repeats, warmup=warmup, n_boot=n_boot,
+                       litert_benchmark=not no_litert_benchmark, progress=True, threads=threads, cold=not no_cold,
+                       keras_repeats=keras_repeats, limit=limit, compare_to=compare_to)
+    click.echo("")
+    click.echo(format_table(result))
+    click.echo(f"\nreport: {result['outputs']['html']}")
+    comp = result.get("comparison")
+    if fail_on_regression and comp and comp["regressions"]:
+        raise SystemExit(1)

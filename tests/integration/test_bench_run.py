@@ -1,0 +1,78 @@
+"""run_bench on real interpreters (tiny fixture models in a contract-shaped run folder)."""
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_all_variants_end_to_end(bench_tiny_run, tmp_path):
+    from benchmarks.bench import run_bench
+
+    out = tmp_path / "bench"
+    r = run_bench(bench_tiny_run, out_dir=out, repeats=8, warmup=2, n_boot=100, progress=False, threads=1)
+    assert list(r["variants"]) == ["keras", "fp32", "int8"]
+    assert r["test"] == {"n": 12, "n_defective": 6, "n_good": 6, "types": {"crack": 3, "good": 6, "hole": 3},
+                         "root": r["test"]["root"]}
+    for v, row in r["variants"].items():
+        acc = row["accuracy"]
+        # the fake split is separable by colour: every variant must get it right
+        assert acc["auroc"] == 1.0 and acc["balanced_accuracy"] == 1.0, v
+        assert acc["warnings"] == []
+        assert row["latency"]["n"] == (8 if v != "keras" else 10)
+        assert 0 < row["latency"]["p50"] <= row["latency"]["p95"] <= row["latency"]["p99"]
+        assert row["cold"]["cold_start_s"] > 0 and row["cold"]["peak_rss_mb"] > row["cold"]["rss_after_import_mb"] > 0
+        if v != "keras":
+            assert acc["agreement"] == 1.0
+            assert 0 < row["invoke"]["p50"] <= row["latency"]["p50"] * 1.5
+            assert row["litert_benchmark"]["avg_ms"] > 0, row["litert_benchmark"]
+            assert row["backend"] == "litert"
+            assert acc["type_accuracy_n"] == 6
+    assert r["variants"]["keras"]["batch_predict"]["n"] == 12
+    assert r["variants"]["keras"]["loader"]
+    assert "edgetpu" in r["skipped"] and "fp16" in r["skipped"]
+    data = json.loads((out / "bench.json").read_text())
+    assert data["per_image"]["scores"]["int8"] == pytest.approx(r["per_image"]["scores"]["int8"])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5  # incl. the sample grid
+    assert not re.findall(r"https?://", page)
+
+
+def test_single_class_model_warning_reaches_json_and_html(bench_single_class_run, tmp_path):
+    from benchmarks.bench import run_bench
+
+    r = run_bench(bench_single_class_run, out_dir=tmp_path, variants=["fp32"], repeats=3, warmup=1, n_boot=50,
+                  progress=False, litert_benchmark=False, cold=False)
+    acc = r["variants"]["fp32"]["accuracy"]
+    assert acc["predicted_defective_fraction"] == 1.0
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert any("SINGLE-CLASS MODEL" in w and "defective" in w for w in data["warnings"])
+    page = (tmp_path / "report.html").read_text()
+    banner = page.split('<div class="banner red">', 1)[1].split("</div>", 1)[0]
+    assert "SINGLE-CLASS MODEL" in banner
+
+
+def test_cli_bench_prints_table_and_compares(bench_tiny_run, tmp_path):
+    from edge.cli import main
+
+    runner = CliRunner()
+    out1 = tmp_path / "a"
+    res = runner.invoke(main, ["bench", str(bench_tiny_run), "--out", str(out1), "--variants", "fp32,int8",
+                               "--repeats", "5", "--warmup", "1", "--n-boot", "50", "--no-cold",
+                               "--no-litert-benchmark"])
+    assert res.exit_code == 0, res.output
+    assert "TFLite int8" in res.output and "Acc (baseline)" in res.output and "report.html" in res.output
+    # Doctor the reference so this run looks like a regression against it.
+    ref = json.loads((out1 / "bench.json").read_text())
+    ref["variants"]["int8"]["latency"]["p50"] /= 10
+    ref_path = tmp_path / "ref.json"
+    ref_path.write_text(json.dumps(ref))
+    res = runner.invoke(main, ["bench", str(bench_tiny_run), "--out", str(tmp_path / "b"), "--variants", "int8",
+                               "--repeats", "5", "--warmup", "1", "--n-boot", "50", "--no-cold",
+                               "--no-litert-benchmark", "--compare", str(ref_path), "--fail-on-regression"])
+    assert res.exit_code == 1, res.output
+    assert "REGRESSION: TFLite int8: p50" in res.output
+    res = runner.invoke(main, ["bench", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "no run.json" in res.output
