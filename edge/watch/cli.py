@@ -1,0 +1,92 @@
+"""``edgeinspect watch``: inspect parts as they arrive (folder, video/stream, camera)."""
+from __future__ import annotations
+
+import click
+
+from edge.errors import EdgeInspectError
+
+EPILOG = """\b
+Examples:
+  edgeinspect watch --model model_int8.tflite --source /srv/camera --log results.jsonl
+  edgeinspect watch --model m.tflite --source rtsp://cam1/stream --drop oldest --mqtt localhost:1883
+  edgeinspect watch --model m.tflite --source 0 --rejects rejects/ --on-defect 'curl -s -d @- http://plc/reject'
+  edgeinspect watch --model m.tflite --source /srv/camera --log r.jsonl --install-service --service-file w.service
+
+\b
+Every item gets one JSONL line (status ok|error|dropped); SIGTERM/Ctrl-C stops after the item in
+flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/options.
+"""
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--model", "-m", required=True, type=click.Path(dir_okay=False), help="The .tflite model (reloaded when the file is replaced).")
+@click.option("--source", "-s", required=True, help="Folder, video file, stream URL, camera index (0) or 'picamera'.")
+@click.option("--existing", type=click.Choice(["process", "skip"]), default="process", show_default=True,
+              help="Folder: inspect or skip files already there at start (files in --log are never re-inspected).")
+@click.option("--poll", type=float, default=0.2, show_default=True, help="Folder polling interval, seconds.")
+@click.option("--settle-timeout", type=float, default=10.0, show_default=True,
+              help="Folder: seconds a file may stay incomplete/undecodable before it is logged as an error.")
+@click.option("--drop", type=click.Choice(["oldest", "none"]), default=None,
+              help="When inference is slower than the source: drop the oldest queued frame, or wait. "
+                   "[default: oldest for cameras/streams, none for folders/video files]")
+@click.option("--queue", type=click.IntRange(1), default=8, show_default=True, help="Frames that may wait for inference.")
+@click.option("--fps", type=float, default=None, help="Video file: read at this rate (simulate a camera) instead of as fast as possible.")
+@click.option("--log", "log", type=click.Path(dir_okay=False), default=None, help="Append-only JSONL result log (one line per item).")
+@click.option("--log-max-mb", type=float, default=10.0, show_default=True, help="Rotate the log at this size (0: never).")
+@click.option("--log-keep", type=click.IntRange(1), default=5, show_default=True, help="Rotated log files to keep.")
+@click.option("--rejects", type=click.Path(file_okay=False), default=None, help="Save defective images (+ anomaly heat maps) here.")
+@click.option("--on-defect", default=None, help="Shell command per defective part; result as EDGEINSPECT_* env vars and JSON on stdin.")
+@click.option("--hook-timeout", type=float, default=2.0, show_default=True, help="Kill --on-defect after this many seconds.")
+@click.option("--mqtt", default=None, help="MQTT broker host:port for one JSON event per result (QoS 1).")
+@click.option("--topic", default="edgeinspect/line1", show_default=True, help="MQTT topic.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve Prometheus /metrics on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for /metrics (0.0.0.0 exposes it).")
+@click.option("--drift-window", type=click.IntRange(1), default=100, show_default=True, help="N for the score-drift gauge.")
+@click.option("--backend", default=None, help="Interpreter: litert, tflite-runtime or tensorflow (default: first that works).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
+@click.option("--device", default=None, help="Edge TPU device (e.g. usb, pci:0).")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None, help="Labels file for a plain classifier without metadata.")
+@click.option("--max-items", type=click.IntRange(1), default=None, help="Stop after this many items (testing).")
+@click.option("--status-every", type=float, default=10.0, show_default=True, help="Status line period when stderr is not a terminal.")
+@click.option("--quiet", "-q", is_flag=True, help="No live status line.")
+@click.option("--install-service", is_flag=True, help="Print a systemd unit for this command instead of running it.")
+@click.option("--service-file", type=click.Path(dir_okay=False), default=None, help="With --install-service: write the unit here.")
+@click.option("--user", default=None, help="With --install-service: run as this user (default: you).")
+@click.pass_context
+def watch(ctx, **kw):
+    """Inspect parts as they arrive and report every verdict (log, rejects, hook, MQTT, metrics)."""
+    if kw["install_service"]:
+        _install_service(ctx, kw)
+        return
+    from edge.watch.service import Service, WatchConfig, format_summary
+
+    names = {f for f in WatchConfig.__dataclass_fields__}
+    cfg = WatchConfig(**{k: v for k, v in kw.items() if k in names})
+    try:
+        svc = Service(cfg, echo=click.echo)
+    except EdgeInspectError:
+        raise
+    except OSError as exc:
+        raise EdgeInspectError(f"watch: {exc}") from None
+    if not cfg.quiet:
+        click.echo(f"watching {svc.source.id} ({svc.source_kind}, drop={svc.drop}, queue={svc.qmax}) with "
+                   f"{svc._model_path} [{svc.model_sha}]" + (f"; log {cfg.log}" if cfg.log else "; no --log"), err=True)
+    summary = svc.run()
+    click.echo(format_summary(summary))
+
+
+def _install_service(ctx, kw):
+    from edge.atomic import atomic_write_text
+    from edge.watch.systemd import absolute_args, unit_text
+
+    defaults = {p.name: p.default for p in ctx.command.params}
+    order = [p.name for p in ctx.command.params]
+    args = absolute_args(kw, defaults, order)
+    text = unit_text(args, user=kw["user"], description=f"edgeinspect watch {kw['source']}")
+    if kw["service_file"]:
+        atomic_write_text(kw["service_file"], text)
+        click.echo(f"wrote {kw['service_file']}; install it with: sudo cp {kw['service_file']} "
+                   "/etc/systemd/system/edgeinspect-watch.service && sudo systemctl daemon-reload && "
+                   "sudo systemctl enable --now edgeinspect-watch")
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,102 @@
+"""``--on-defect CMD``: a shell command run for each defective part, off the inspection loop.
+
+Commands run one at a time on a worker thread with a bounded queue, so a slow
+or hung hook never delays inspection: past ``timeout`` seconds its whole
+process group is killed and the timeout counted; when the queue is full the
+call is skipped and counted. The result is passed as ``EDGEINSPECT_*``
+environment variables and as one JSON object on stdin.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+
+
+def hook_env(result: dict) -> dict:
+    env = dict(os.environ)
+    for k, v in result.items():
+        if v is None or isinstance(v, (dict, list)):
+            continue
+        env[f"EDGEINSPECT_{k.upper()}"] = str(v)
+    return env
+
+
+class HookRunner:
+    def __init__(self, command, timeout=2.0, on_event=None, max_queue=64):
+        self.command = command
+        self.timeout = float(timeout)
+        self.on_event = on_event or (lambda record: None)
+        self.q = queue.Queue(maxsize=max_queue)
+        self.counts = {"run": 0, "ok": 0, "failed": 0, "timeouts": 0, "skipped": 0}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="edgeinspect-hook", daemon=True)
+        self._thread.start()
+
+    def _count(self, key):
+        with self._lock:
+            self.counts[key] += 1
+
+    def submit(self, result: dict) -> bool:
+        try:
+            self.q.put_nowait(result)
+            return True
+        except queue.Full:
+            self._count("skipped")
+            self.on_event({"event": "hook_skipped", "source": result.get("source"),
+                           "error": f"hook queue full ({self.q.maxsize}); the hook is slower than defects arrive"})
+            return False
+
+    def _work(self):
+        while True:
+            result = self.q.get()
+            if result is None:
+                return
+            try:
+                self._run(result)
+            finally:
+                self.q.task_done()
+
+    def _run(self, result):
+        self._count("run")
+        try:
+            proc = subprocess.Popen(self.command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, env=hook_env(result), start_new_session=True)
+        except OSError as exc:
+            self._count("failed")
+            self.on_event({"event": "hook_error", "source": result.get("source"), "error": f"cannot start hook: {exc}"})
+            return
+        try:
+            _, err = proc.communicate(json.dumps(result).encode() + b"\n", timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the shell and whatever it started
+            except ProcessLookupError:
+                pass
+            proc.communicate()
+            self._count("timeouts")
+            self.on_event({"event": "hook_timeout", "source": result.get("source"),
+                           "error": f"hook killed after {self.timeout:g} s: {self.command}"})
+            return
+        except BrokenPipeError:  # the hook did not read stdin; that is allowed
+            proc.wait()
+            err = b""
+        if proc.returncode == 0:
+            self._count("ok")
+        else:
+            self._count("failed")
+            tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
+            self.on_event({"event": "hook_error", "source": result.get("source"),
+                           "error": f"hook exited {proc.returncode}: {tail[0][:200]}"})
+
+    def close(self, wait=None):
+        """Stop after the queued hooks (at most ``wait`` seconds; default one timeout per queued hook)."""
+        wait = self.timeout * (self.q.qsize() + 1) + 1 if wait is None else wait
+        try:
+            self.q.put(None, timeout=wait)
+        except queue.Full:
+            return
+        self._thread.join(wait)

@@ -1,0 +1,128 @@
+"""Hook, metrics endpoint, drift gauge and systemd unit of the watch service."""
+import json
+import os
+import sys
+import time
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from edge.watch.hook import HookRunner
+from edge.watch.metrics import DriftTracker, Metrics
+from edge.watch.systemd import unit_text
+
+
+def test_slow_hook_is_killed_at_timeout_without_blocking_and_counted(tmp_path):
+    events = []
+    hook = HookRunner("sleep 5", timeout=0.5, on_event=events.append)
+    t0 = time.monotonic()
+    assert hook.submit({"source": "a.png", "verdict": "defective"})
+    assert hook.submit({"source": "b.png", "verdict": "defective"})
+    assert time.monotonic() - t0 < 0.1  # submit never waits for the command
+    hook.close(wait=5)
+    elapsed = time.monotonic() - t0
+    assert 0.9 < elapsed < 3.0  # two 0.5 s timeouts in series, not two 5 s sleeps
+    assert hook.counts["timeouts"] == 2 and hook.counts["ok"] == 0
+    assert [e["event"] for e in events] == ["hook_timeout", "hook_timeout"]
+    assert events[0]["source"] == "a.png"
+
+
+def test_hook_gets_result_as_env_and_json_stdin(tmp_path):
+    out = tmp_path / "hook.out"
+    cmd = f'{sys.executable} -c "import json,os,sys; d=json.load(sys.stdin); open(\'{out}\',\'w\').write(os.environ[\'EDGEINSPECT_SOURCE\']+\' \'+str(d[\'score\']))"'
+    hook = HookRunner(cmd, timeout=10)
+    hook.submit({"source": "p.png", "verdict": "defective", "score": 0.93})
+    hook.close(wait=20)
+    assert hook.counts["ok"] == 1
+    assert out.read_text() == "p.png 0.93"
+
+
+def test_failing_hook_and_full_queue_are_reported(tmp_path):
+    events = []
+    hook = HookRunner("exit 3", timeout=5, on_event=events.append, max_queue=1)
+    results = [hook.submit({"source": f"{i}.png"}) for i in range(30)]
+    hook.close(wait=20)
+    assert hook.counts["failed"] >= 1 and hook.counts["failed"] + hook.counts["skipped"] == 30
+    assert results.count(False) == hook.counts["skipped"]
+    assert {"hook_error"} <= {e["event"] for e in events}
+
+
+def _scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def _value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in metrics")
+
+
+def test_metrics_endpoint_serves_counters_on_loopback():
+    m = Metrics(0)
+    try:
+        assert m.server.server_address[0] == "127.0.0.1"
+        m.passed.inc(3)
+        m.failed.inc()
+        m.dropped.inc(2)
+        m.latency.observe(0.004)
+        m.set_model("/m/model.tflite", {"model_version": "v7", "task": "classifier", "variant": "int8"})
+        text = _scrape(m.port)
+        assert _value(text, "edgeinspect_passed_total") == 3
+        assert _value(text, "edgeinspect_failed_total") == 1
+        assert _value(text, "edgeinspect_dropped_total") == 2
+        assert _value(text, "edgeinspect_errors_total") == 0
+        assert _value(text, "edgeinspect_inference_latency_seconds_count") == 1
+        assert 'edgeinspect_model_info{path="/m/model.tflite",task="classifier",variant="int8",version="v7"} 1.0' in text
+    finally:
+        m.close()
+
+
+def test_drift_compares_recent_window_with_first_window():
+    d = DriftTracker(window=10)
+    for _ in range(10):
+        d.add(0.2)
+    assert d.drift == pytest.approx(0.0)
+    for _ in range(10):
+        d.add(0.3)
+    assert d.drift == pytest.approx(0.1)
+    assert d.recent_mean == pytest.approx(0.3)
+    d.reset()
+    assert d.drift == 0.0
+
+
+def test_install_service_prints_a_unit_with_absolute_paths_and_same_args(tmp_path, monkeypatch):
+    from edge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cam").mkdir()
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    r = CliRunner().invoke(main, ["watch", "--model", "m.tflite", "--source", "cam", "--log", "r.jsonl",
+                                  "--on-defect", "echo 100% $EDGEINSPECT_SOURCE", "--drop", "oldest",
+                                  "--install-service", "--user", "pi"])
+    assert r.exit_code == 0, r.output
+    unit = r.output
+    assert "User=pi" in unit and "Restart=on-failure" in unit
+    assert f"WorkingDirectory={tmp_path.resolve()}" in unit
+    exec_line = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    assert f"--model {tmp_path.resolve() / 'm.tflite'}" in exec_line
+    assert f"--source {tmp_path.resolve() / 'cam'}" in exec_line
+    assert f"--log {tmp_path.resolve() / 'r.jsonl'}" in exec_line
+    assert "--drop oldest" in exec_line and "--install-service" not in exec_line and "--user" not in exec_line
+    assert "100%% $$EDGEINSPECT_SOURCE" in exec_line  # systemd would expand % and $
+    assert exec_line.startswith(f"ExecStart={sys.executable} -m edge.cli watch")
+
+    r = CliRunner().invoke(main, ["watch", "--model", "m.tflite", "--source", "cam", "--install-service",
+                                  "--service-file", "w.service"])
+    assert r.exit_code == 0 and (tmp_path / "w.service").read_text().startswith("# Written by")
+    assert f"User={os.environ.get('USER') or __import__('getpass').getuser()}" in (tmp_path / "w.service").read_text()
+
+
+def test_unit_text_is_a_valid_ini():
+    import configparser
+
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.read_string(unit_text(["--model", "/m.tflite", "--source", "/cam"], user="pi", workdir="/"))
+    assert cp["Service"]["User"] == "pi" and cp["Install"]["WantedBy"] == "multi-user.target"
