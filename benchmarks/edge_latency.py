@@ -1,0 +1,124 @@
+"""Runtime overhead on top of the bare interpreter, in one run.
+
+    python benchmarks/edge_latency.py [--model M.tflite] [--labels L] [--threads N] [--runs 200]
+
+Measures, interleaved round by round so that load on a shared machine hits
+both alike:
+  * bare ``interpreter.invoke()`` (input already set),
+  * ``EdgeModel.predict_array`` on a decoded frame already at the model's size
+    (preprocess + set_tensor + invoke + postprocess: the runtime's own cost),
+  * ``EdgeModel.predict_array`` on a full-size decoded frame (adds the resize),
+and, beside them, the ``litert-benchmark`` figure shipped with ai-edge-litert
+for the same model and thread count. Medians in ms; writes
+``benchmarks/results/edge_latency.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORAL = ROOT.parent / "shared" / "coral_test_data"
+DEFAULT_MODEL = CORAL / "mobilenet_v2_1.0_224_quant.tflite"
+
+
+def litert_benchmark(model, threads, runs, warmup):
+    exe = shutil.which("litert-benchmark")
+    if not exe:
+        return {"available": False}
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "r.json"
+        cmd = [exe, "--model", str(model), "--num_threads", str(threads), "--num_runs", str(runs),
+               "--warmup_runs", str(warmup), "--result_json", str(out)]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if p.returncode != 0 or not out.exists():
+            return {"available": True, "error": (p.stderr or p.stdout).strip().splitlines()[-1:]}
+        lat = json.loads(out.read_text())["latency"]
+    return {"available": True, "command": " ".join(cmd[:5]), "median_ms": lat["median_ms"], "avg_ms": lat["avg_ms"],
+            "p5_ms": lat["p5_ms"]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--labels", default=None, help="for plain classifiers (default: Coral ImageNet labels)")
+    ap.add_argument("--image", default=str(CORAL / "cat.bmp"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "edge_latency.json"))
+    a = ap.parse_args(argv)
+
+    from edge.atomic import atomic_write_json
+    from edge.imageio import load_image
+    from edge.metadata import read_metadata
+    from edge.runtime import EdgeModel
+
+    labels = a.labels
+    if labels is None and read_metadata(a.model) is None:
+        labels = CORAL / "imagenet_labels.txt"
+    m = EdgeModel(a.model, labels=labels, threads=a.threads)
+    full = load_image(a.image)
+    small = m.pixels(full)
+    x = m.prepare(small)
+    m.invoke_raw(x)
+    for _ in range(a.warmup):
+        m.invoke_raw(x)
+        m.predict_array(small)
+        m.predict_array(full)
+    bare, e2e, e2e_full, reported = [], [], [], []
+    pc = time.perf_counter
+    for _ in range(a.runs):
+        m.invoke_raw(x)  # input set; time only invoke()
+        t = pc()
+        m._it.invoke()
+        bare.append((pc() - t) * 1e3)
+        t = pc()
+        p = m.predict_array(small)
+        e2e.append((pc() - t) * 1e3)
+        reported.append(p.latency_ms)
+        t = pc()
+        m.predict_array(full)
+        e2e_full.append((pc() - t) * 1e3)
+    med = statistics.median
+    res = {
+        "model": str(a.model), "task": m.task, "input": list(m.input_size), "dtype": m.input_dtype.name,
+        "backend": m.backend, "backend_version": m.loaded.backend_version, "threads": m.threads,
+        "cpu_count": os.cpu_count(), "runs": a.runs, "image": str(a.image), "image_size": list(full.shape[:2]),
+        "bare_invoke_ms": round(med(bare), 3),
+        "predict_array_ms": round(med(e2e), 3),
+        "predict_array_reported_ms": round(med(reported), 3),
+        "predict_array_fullsize_ms": round(med(e2e_full), 3),
+        "ratio_predict_array_vs_invoke": round(med(e2e) / med(bare), 4),
+        "ratio_fullsize_vs_invoke": round(med(e2e_full) / med(bare), 4),
+    }
+    res["litert_benchmark"] = litert_benchmark(a.model, m.threads, a.runs, a.warmup)
+    rows = [("bare interpreter.invoke()", res["bare_invoke_ms"], 1.0),
+            (f"predict_array, {m.input_size[0]}x{m.input_size[1]} frame", res["predict_array_ms"],
+             res["ratio_predict_array_vs_invoke"]),
+            (f"predict_array, {full.shape[1]}x{full.shape[0]} frame (+resize)", res["predict_array_fullsize_ms"],
+             res["ratio_fullsize_vs_invoke"])]
+    lb = res["litert_benchmark"].get("median_ms")
+    if lb is not None:
+        rows.append(("litert-benchmark (separate process)", lb, lb / res["bare_invoke_ms"]))
+    print(f"{Path(a.model).name}: {m.task} {m.input_size[0]}x{m.input_size[1]} {m.input_dtype.name}, "
+          f"{m.backend} {m.loaded.backend_version}, {m.threads} threads, {a.runs} runs (medians)")
+    print(f"{'measure':<44} {'ms':>8} {'x invoke':>9}")
+    for name, ms, ratio in rows:
+        print(f"{name:<44} {ms:>8.3f} {ratio:>9.3f}")
+    atomic_write_json(a.out, res)
+    print(f"wrote {a.out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
