@@ -1,0 +1,14 @@
+"""Good-images-only anomaly detection (PatchCore-style) that exports to TFLite int8 and the Edge TPU.
+
+Importing this package registers the custom Keras layers (``trainer.anomaly.layers``);
+do it before ``keras.models.load_model`` on an anomaly run's ``model.keras``.
+"""
+from trainer.anomaly import layers  # noqa: F401  (registers the serialisable layers)
+from trainer.anomaly.model import build_feature_extractor, build_scorer, rebuild_batch1, scorer_parts  # noqa: F401
+
+
+def train_anomaly(cfg):
+    """Fit on ``train/good`` only; returns the run folder (see trainer/anomaly/fit.py)."""
+    from trainer.anomaly.fit import train_anomaly as _train
+
+    return _train(cfg)
