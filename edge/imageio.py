@@ -29,7 +29,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img)
         if arr.dtype.kind == "f":
-            top = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 65535.0
+            # Float images come as 0..1, 0..255 or 0..65535; pick the smallest range that fits.
+            peak = float(np.nanmax(arr, initial=0.0))
+            top = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
             arr = np.nan_to_num(arr) / top * 255.0
         else:
             # 16-bit sensors: map the full 16-bit range onto 8 bits.
