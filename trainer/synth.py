@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 DEFECTS = {"hazelnut": ["crack", "cut", "hole", "print"], "casting": ["blowhole", "burr", "scratch"]}
 KINDS = tuple(DEFECTS)
 SUBTLE_FRACTION = 0.15
+_MIN_ALPHA = 0.04  # weaker blending is invisible after rounding to uint8; kept out of the mask
 _KIND_ID = {"hazelnut": 1, "casting": 2}
 _SUBSET_ID = {"train": 0, "test": 1}
 
@@ -166,8 +167,8 @@ def _random_walk(rng, x, y, angle, length, step, jitter):
 def _crack(rng, size, nut, base, subtle):
     s = size
     x, y = nut.random_point(rng, 0.6)
-    length = s * rng.uniform(0.14, 0.32) * (0.6 if subtle else 1)
-    main_w = 1 if subtle else int(rng.integers(2, 4))
+    length = s * rng.uniform(0.22, 0.42) * (0.5 if subtle else 1)
+    main_w = 1 if subtle else max(2, int(round(s * rng.uniform(0.008, 0.016))))
     angle = rng.uniform(0, 2 * math.pi)
     m = _canvas(s)
     d = ImageDraw.Draw(m)
@@ -203,8 +204,8 @@ def _lens(cx, cy, angle, length, width, n=16):
 def _cut(rng, size, nut, base, subtle):
     s = size
     x, y = nut.random_point(rng, 0.7)
-    length = s * rng.uniform(0.09, 0.22) * (0.6 if subtle else 1)
-    width = s * rng.uniform(0.02, 0.05) * (0.6 if subtle else 1)
+    length = s * rng.uniform(0.14, 0.28) * (0.5 if subtle else 1)
+    width = s * rng.uniform(0.035, 0.07) * (0.5 if subtle else 1)
     angle = rng.uniform(0, 2 * math.pi)
     pts = _lens(x, y, angle, length, width)
     fill, edge = _canvas(s), _canvas(s)
@@ -241,7 +242,7 @@ def _pit_layers(rng, size, x, y, radius, aspect, angle, dark, rim_col, rim_w):
 def _hole(rng, size, nut, base, subtle):
     s = size
     x, y = nut.random_point(rng, 0.65)
-    radius = s * rng.uniform(0.02, 0.05) * (0.6 if subtle else 1)
+    radius = max(1.5, s * rng.uniform(0.035, 0.065) * (0.5 if subtle else 1))
     alpha, color = _pit_layers(rng, s, x, y, radius, rng.uniform(0.7, 1.0), rng.uniform(0, math.pi),
                                dark=(22, 13, 8), rim_col=base * rng.uniform(1.15, 1.35), rim_w=rng.uniform(0.25, 0.45))
     alpha *= rng.uniform(0.35, 0.55) if subtle else rng.uniform(0.85, 1.0)
@@ -261,14 +262,14 @@ def _print(rng, size, nut, base, subtle):
     d = ImageDraw.Draw(patch)
     if rng.random() < 0.5:
         text = "".join(rng.choice(list(_GLYPHS), int(rng.integers(1, 4))))
-        font = ImageFont.load_default(size=max(8, int(s * rng.uniform(0.07, 0.13) * (0.7 if subtle else 1))))
+        font = ImageFont.load_default(size=max(8, int(s * rng.uniform(0.11, 0.18) * (0.6 if subtle else 1))))
         d.text((patch_size / 2, patch_size / 2), text, fill=255, font=font, anchor="mm",
                stroke_width=0 if subtle else int(rng.integers(0, 2)), stroke_fill=255)
     else:
         for _ in range(int(rng.integers(1, 4))):
             pts = _random_walk(rng, patch_size / 2 + rng.normal(0, s * 0.03), patch_size / 2 + rng.normal(0, s * 0.03),
-                               rng.uniform(0, 2 * math.pi), s * rng.uniform(0.06, 0.16), s * 0.012, 0.35)
-            d.line(pts, fill=255, width=1 if subtle else int(rng.integers(2, 4)), joint="curve")
+                               rng.uniform(0, 2 * math.pi), s * rng.uniform(0.08, 0.18), s * 0.012, 0.35)
+            d.line(pts, fill=255, width=1 if subtle else max(2, int(round(s * rng.uniform(0.01, 0.018)))), joint="curve")
     patch = patch.rotate(rng.uniform(0, 360), resample=Image.BILINEAR)
     m = _canvas(s)
     m.paste(patch, (int(x - patch_size / 2), int(y - patch_size / 2)))
@@ -284,9 +285,12 @@ def _render_hazelnut(rng, size, defect):
     if defect is None:
         return img, None
     subtle = rng.random() < SUBTLE_FRACTION
-    alpha, color = _HAZELNUT_DEFECTS[defect](rng, size, nut, base, subtle)
-    # Defects sit on the nut; the mask is exactly where pixels change.
-    alpha = alpha * (body > 0.5)
+    for _ in range(10):
+        alpha, color = _HAZELNUT_DEFECTS[defect](rng, size, nut, base, subtle)
+        # Defects sit on the nut; the mask is exactly where pixels change.
+        alpha = alpha * (body > 0.5)
+        if (alpha >= _MIN_ALPHA).sum() >= 3:
+            break
     return img, (alpha, color)
 
 
@@ -378,9 +382,9 @@ def _blowhole(rng, size, disc, base, subtle):
     x, y = disc.random_point(rng)
     alpha = np.zeros((s, s), np.float32)
     color = np.zeros((s, s, 3), np.float32)
-    for _ in range(1 if subtle else int(rng.integers(1, 5))):
+    for _ in range(1 if subtle else int(rng.integers(2, 6))):
         px, py = x + rng.normal(0, s * 0.025), y + rng.normal(0, s * 0.025)
-        radius = s * rng.uniform(0.01, 0.03) * (0.6 if subtle else 1)
+        radius = max(1.5, s * rng.uniform(0.02, 0.04) * (0.5 if subtle else 1))
         a, c = _pit_layers(rng, s, px, py, radius, rng.uniform(0.75, 1.0), rng.uniform(0, math.pi),
                            dark=(25, 25, 28), rim_col=base * rng.uniform(1.15, 1.4), rim_w=rng.uniform(0.2, 0.4))
         take = a > alpha
@@ -398,8 +402,8 @@ def _burr(rng, size, disc, base, subtle):
     r0 = disc.R if on_rim else disc.bore
     ex, ey = disc.cx + r0 * math.cos(ang), disc.cy + r0 * math.sin(ang)
     out = 1 if on_rim else -1
-    reach = s * rng.uniform(0.04, 0.08) * (0.55 if subtle else 1)
-    spread = s * rng.uniform(0.05, 0.1) * (0.6 if subtle else 1)
+    reach = s * rng.uniform(0.06, 0.11) * (0.55 if subtle else 1)
+    spread = s * rng.uniform(0.09, 0.16) * (0.6 if subtle else 1)
     pts = []
     n = int(rng.integers(7, 13))
     for i in range(n):
@@ -419,7 +423,7 @@ def _burr(rng, size, disc, base, subtle):
 def _scratch(rng, size, disc, base, subtle):
     s = size
     x0, y0 = disc.random_point(rng, 0.2, 0.9)
-    length = s * rng.uniform(0.15, 0.4) * (0.6 if subtle else 1)
+    length = s * rng.uniform(0.25, 0.5) * (0.5 if subtle else 1)
     ang = rng.uniform(0, 2 * math.pi)
     bend = rng.normal(0, 0.3) * length
     x2, y2 = x0 + length * math.cos(ang), y0 + length * math.sin(ang)
@@ -427,7 +431,7 @@ def _scratch(rng, size, disc, base, subtle):
     t = np.linspace(0, 1, 40)[:, None]
     pts = (1 - t) ** 2 * np.array([x0, y0]) + 2 * (1 - t) * t * np.array([mx, my]) + t ** 2 * np.array([x2, y2])
     m = _canvas(s)
-    ImageDraw.Draw(m).line([tuple(p) for p in pts], fill=255, width=1 if subtle else int(rng.integers(1, 3)),
+    ImageDraw.Draw(m).line([tuple(p) for p in pts], fill=255, width=1 if subtle else max(2, int(round(s * rng.uniform(0.008, 0.015)))),
                            joint="curve")
     bright = rng.random() < 0.6
     color = np.broadcast_to(np.clip(base * (1.6 if bright else 0.35), 0, 255), (s, s, 3))
@@ -443,9 +447,12 @@ def _render_casting(rng, size, defect):
     if defect is None:
         return img, None
     subtle = rng.random() < SUBTLE_FRACTION
-    alpha, color, may_leave_part = _CASTING_DEFECTS[defect](rng, size, disc, base, subtle)
-    if not may_leave_part:
-        alpha = alpha * (body > 0.5)
+    for _ in range(10):
+        alpha, color, may_leave_part = _CASTING_DEFECTS[defect](rng, size, disc, base, subtle)
+        if not may_leave_part:
+            alpha = alpha * (body > 0.5)
+        if (alpha >= _MIN_ALPHA).sum() >= 3:  # a pit that fell into a bolt hole is redrawn
+            break
     return img, (alpha, color)
 
 
@@ -453,10 +460,12 @@ _RENDER = {"hazelnut": _render_hazelnut, "casting": _render_casting}
 
 
 # ---------------------------------------------------------------- public API
-def render(kind="hazelnut", defect=None, size=256, seed=0, subset="test", index=0):
+def render(kind="hazelnut", defect=None, size=256, seed=0, subset="test", index=0, return_clean=False):
     """One image as (HxWx3 uint8, mask HxW uint8 0/255 or None for a good part).
 
-    ``(kind, subset, defect, index, seed)`` fully determine the result.
+    ``(kind, subset, defect, index, seed)`` fully determine the result. With
+    ``return_clean`` a third item is the same part before the defect was drawn
+    (so tests can check the mask covers exactly the changed pixels).
     """
     if kind not in DEFECTS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -470,15 +479,19 @@ def render(kind="hazelnut", defect=None, size=256, seed=0, subset="test", index=
     rng = np.random.default_rng(ss)
     img, layer = _RENDER[kind](rng, size, defect)
     mask = None
+    layer_base = img
     if layer is not None:
         alpha, color = layer
         # Quantise alpha so the mask is exactly the set of pixels the defect touched.
-        alpha = np.where(alpha >= 0.04, alpha, 0).astype(np.float32)
+        alpha = np.where(alpha >= _MIN_ALPHA, alpha, 0).astype(np.float32)
         img = img * (1 - alpha[..., None]) + color * alpha[..., None]
         mask = np.where(alpha > 0, 255, 0).astype(np.uint8)
         if not mask.any():  # degenerate draw (never expected); keep the file honest
             raise RuntimeError(f"empty defect mask for {kind}/{defect} index {index} seed {seed}")
     out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    if return_clean:
+        clean = out if layer is None else np.clip(np.rint(layer_base), 0, 255).astype(np.uint8)
+        return out, mask, clean
     return out, mask
 
 
