@@ -33,6 +33,7 @@ class HookRunner:
         self.q = queue.Queue(maxsize=max_queue)
         self.counts = {"run": 0, "ok": 0, "failed": 0, "timeouts": 0, "skipped": 0}
         self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._work, name="edgeinspect-hook", daemon=True)
         self._thread.start()
 
@@ -94,6 +95,9 @@ class HookRunner:
 
     def close(self, wait=None):
         """Stop after the queued hooks (at most ``wait`` seconds; default one timeout per queued hook)."""
+        if self._closed:
+            return
+        self._closed = True
         wait = self.timeout * (self.q.qsize() + 1) + 1 if wait is None else wait
         try:
             self.q.put(None, timeout=wait)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.errors import EdgeInspectError
+from edge.errors import EdgeInspectError, ImageError
 from edge.watch.log import JsonlLog, NullLog, now_iso, read_log
 from edge.watch.sources import FolderSource, SourceDisconnected, SourceError, make_source
 
@@ -328,6 +328,10 @@ class Service:
     def _predict(self, item):
         m = self.model
         if item.rgb is not None:
+            rgb = item.rgb
+            if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+                # A decoder that gave up mid-frame can hand over an empty or torn buffer.
+                raise ImageError(item.source_id, f"invalid frame {rgb.dtype} {rgb.shape}", "check the camera/stream")
             if item.path and item.rgb.shape[:2] == tuple(m.input_size):
                 return m.predict_pixels(item.rgb, path=item.path)
             if item.path:
@@ -493,6 +497,8 @@ class Service:
             if self.fatal is not None:
                 raise self.fatal
             pending = self._drain()
+            if self.hook is not None:
+                self.hook.close()  # let queued hooks run (each bounded by --hook-timeout) so they are counted
             summary = self.summary()
             self.event("stop", reason=self.stop_reason, pending=pending, **{k: v for k, v in summary.items()
                                                                            if k not in ("log",)})

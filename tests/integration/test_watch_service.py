@@ -1,0 +1,251 @@
+"""The watch service end to end with real tiny TFLite models, real files, video and a real MQTT broker."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from edge.atomic import atomic_write_bytes
+from edge.watch.log import read_log
+from edge.watch.service import Service, WatchConfig
+from edge.watch.sources import VideoSource
+from tests.fixtures.common import ROOT
+from tests.fixtures.watch import GREY, RED, FaultySource, free_port, make_video, run_in_thread, write_png
+
+
+def _wait(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _items(log):
+    return [r for r in read_log(log) if "status" in r]
+
+
+def _events(log, name):
+    return [r for r in read_log(log) if r.get("event") == name]
+
+
+def _stop(svc, t, box):
+    svc.request_stop("test")
+    t.join(10)
+    assert not t.is_alive()
+    if "error" in box:
+        raise box["error"]
+    return box["summary"]
+
+
+def _metric(port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(name)
+
+
+def test_folder_service_partial_file_rejects_metrics_and_restart(tmp_path, tiny_classifier_tflite):
+    cam, log, rej = tmp_path / "cam", tmp_path / "r.jsonl", tmp_path / "rejects"
+    cam.mkdir()
+    write_png(cam / "a_red.png", RED)
+    cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(cam), log=str(log), rejects=str(rej),
+                      metrics_port=0, poll=0.02, settle_timeout=0.5, quiet=True)
+    svc = Service(cfg)
+    t, box = run_in_thread(svc)
+    _wait(lambda: len(_items(log)) == 1, what="first file")
+    # A camera writing a file slowly: half a PNG must not be inspected.
+    full = write_png(tmp_path / "b.png", GREY, size=(96, 128)).read_bytes()
+    (cam / "b_grey.png").write_bytes(full[: len(full) // 2])
+    time.sleep(0.3)  # many polls with a stable, undecodable size (below settle-timeout)
+    assert len(_items(log)) == 1
+    (cam / "b_grey.png").write_bytes(full)
+    (cam / "c_bad.png").write_bytes(b"not a png at all")
+    _wait(lambda: len(_items(log)) == 3, what="b and c")
+    port = svc.metrics.port
+    assert (_metric(port, "edgeinspect_passed_total"), _metric(port, "edgeinspect_failed_total"),
+            _metric(port, "edgeinspect_errors_total")) == (1, 1, 1)
+    summary = _stop(svc, t, box)
+    recs = {os.path.basename(r["source"]): r for r in _items(log)}
+    assert len(_items(log)) == 3  # b_grey inspected exactly once
+    assert recs["a_red.png"]["verdict"] == "defective" and recs["a_red.png"]["type"] in ("crack", "hole")
+    assert recs["b_grey.png"]["verdict"] == "good" and recs["b_grey.png"]["e2e_ms"] >= recs["b_grey.png"]["latency_ms"]
+    assert recs["c_bad.png"]["status"] == "error" and "c_bad.png" in recs["c_bad.png"]["error"]
+    assert os.path.exists(recs["a_red.png"]["reject"]) and len(os.listdir(rej)) == 1
+    assert summary["passed"] == 1 and summary["failed"] == 1 and summary["errors"] == 1
+    assert _events(log, "stop")[-1]["reason"] == "test"
+
+    # Restart on the same log: nothing is inspected twice, the new file is.
+    write_png(cam / "d_grey.png", GREY)
+    svc = Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(cam), log=str(log), poll=0.02,
+                              quiet=True, max_items=1))
+    t, box = run_in_thread(svc)
+    t.join(10)
+    assert box["summary"]["inspected"] == 1
+    sources = [os.path.basename(r["source"]) for r in _items(log)]
+    assert sorted(sources) == ["a_red.png", "b_grey.png", "c_bad.png", "d_grey.png"]
+
+
+def test_video_with_corrupt_frame_and_disconnect_accounts_for_every_frame(tmp_path, tiny_classifier_tflite, watch_video):
+    log = tmp_path / "v.jsonl"
+    src = FaultySource(VideoSource(watch_video), corrupt={5}, disconnect_at={10: 3})
+    cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(log), quiet=True,
+                      retry_initial=0.02, retry_max=0.05)
+    summary = Service(cfg, source=src).run(install_signals=False)
+    items = _items(log)
+    assert [r["source"] for r in items] == [f"video:{i}" for i in range(30)]  # in order, once each
+    assert items[5]["status"] == "error" and "frame" in items[5]["error"]
+    ok = [r for r in items if r["status"] == "ok"]
+    assert all((r["verdict"] == "defective") == (int(r["source"].split(":")[1]) % 3 == 2) for r in ok)
+    assert len(_events(log, "source_disconnected")) == 3 and len(_events(log, "source_reconnected")) == 1
+    retries = [e["retry_in_s"] for e in _events(log, "source_disconnected")]
+    assert retries == sorted(retries) and retries[-1] <= 0.05  # exponential, capped
+    assert src.opens >= 2  # the reader was really reopened and resumed at frame 10
+    assert summary["sent"] == 30 == summary["ok"] + summary["errors"] + summary["dropped"]
+    assert summary["disconnects"] == 3 and summary["errors"] == 1
+
+
+class _Slow:
+    """The real model, 10 ms slower per frame (a Pi 3 on a 30 fps camera)."""
+
+    def __init__(self, model):
+        self._m = model
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def predict_array(self, rgb):
+        time.sleep(0.01)
+        return self._m.predict_array(rgb)
+
+
+def test_drop_oldest_logs_every_dropped_frame(tmp_path, tiny_classifier_tflite):
+    video = make_video(tmp_path / "fast.avi", n=60)
+    log = tmp_path / "d.jsonl"
+    inner = VideoSource(video)
+    inner.live = True  # behave like a camera: it does not wait for us
+    svc = Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(video), log=str(log), queue=2,
+                              quiet=True), source=inner)
+    svc.model = _Slow(svc.model)
+    assert svc.drop == "oldest"
+    summary = svc.run(install_signals=False)
+    items = _items(log)
+    assert sorted(int(r["source"].split(":")[1]) for r in items) == list(range(60))  # each frame exactly once
+    dropped = [r for r in items if r["status"] == "dropped"]
+    assert len(dropped) == summary["dropped"] > 0
+    assert summary["sent"] == 60 == summary["ok"] + summary["errors"] + summary["dropped"]
+    assert items[-1]["source"] != "video:0"
+
+
+def test_model_swap_mid_run_and_broken_replacement_keeps_old_model(tmp_path, tiny_models_dir):
+    cam, log, model = tmp_path / "cam", tmp_path / "s.jsonl", tmp_path / "model.tflite"
+    cam.mkdir()
+    shutil.copy(tiny_models_dir / "tiny_classifier_int8.tflite", model)
+    svc = Service(WatchConfig(model=str(model), source=str(cam), log=str(log), poll=0.02, quiet=True,
+                              reload_interval=0.05))
+    first_sha = svc.model_sha
+    t, box = run_in_thread(svc)
+    for i in range(3):
+        write_png(cam / f"a{i}.png", RED)
+    _wait(lambda: len(_items(log)) == 3, what="first batch")
+    # 'edgeinspect export' replaces the file by atomic rename
+    atomic_write_bytes(model, (tiny_models_dir / "tiny_classifier_fp32.tflite").read_bytes())
+    _wait(lambda: _events(log, "model_reloaded"), what="reload")
+    for i in range(3):
+        write_png(cam / f"b{i}.png", RED)
+    _wait(lambda: len(_items(log)) == 6, what="second batch")
+    atomic_write_bytes(model, b"TFL3 this is not a model")
+    failed = _wait(lambda: _events(log, "model_reload_failed"), what="reload failure")
+    assert "model.tflite" in failed[0]["error"]
+    write_png(cam / "c0.png", GREY)
+    _wait(lambda: len(_items(log)) == 7, what="after broken model")
+    summary = _stop(svc, t, box)
+    shas = [r["model_sha"] for r in _items(log)]
+    second_sha = _events(log, "model_reloaded")[0]["model_sha"]
+    assert second_sha != first_sha
+    assert shas == [first_sha] * 3 + [second_sha] * 4  # no item lost, none judged by a broken model
+    assert all(r["status"] == "ok" for r in _items(log))
+    assert summary["reloads"] == 1 and summary["reload_failures"] == 1
+
+
+def test_mqtt_events_reach_a_real_broker(tmp_path, tiny_classifier_tflite, watch_video, mosquitto_broker):
+    import paho.mqtt.client as mqtt
+
+    host, port = mosquitto_broker
+    got, ready = [], threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_connect = lambda c, u, f, rc, p: (c.subscribe("test/line1/#", qos=1), None)
+    sub.on_subscribe = lambda c, u, mid, rcs, p: ready.set()
+    sub.on_message = lambda c, u, msg: got.append((msg.topic, msg.payload.decode()))
+    sub.connect(host, port)
+    sub.loop_start()
+    try:
+        assert ready.wait(5)
+        cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(tmp_path / "m.jsonl"),
+                          mqtt=f"{host}:{port}", topic="test/line1", quiet=True)
+        svc = Service(cfg)
+        svc.mqtt.connected.wait(5)
+        summary = svc.run(install_signals=False)
+        _wait(lambda: len([m for m in got if m[0] == "test/line1"]) == 30, what="30 MQTT events")
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    events = [json.loads(p) for tp, p in got if tp == "test/line1"]
+    assert sorted(e["source"] for e in events) == sorted(f"video:{i}" for i in range(30))
+    assert sum(e["verdict"] == "defective" for e in events) == summary["failed"] == 10
+    assert ("test/line1/status", "online") in got
+    assert summary["mqtt"]["published"] == 30
+
+
+def test_broker_down_never_blocks_or_stops_inspection(tmp_path, tiny_classifier_tflite, watch_video):
+    cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(tmp_path / "x.jsonl"),
+                      mqtt=f"127.0.0.1:{free_port()}", quiet=True)
+    t0 = time.monotonic()
+    summary = Service(cfg).run(install_signals=False)
+    assert summary["ok"] == 30 and time.monotonic() - t0 < 10
+
+
+def test_hook_timeouts_do_not_slow_the_loop(tmp_path, tiny_classifier_tflite):
+    video = make_video(tmp_path / "h.avi", n=6)  # frames 2 and 5 are defective
+    log = tmp_path / "h.jsonl"
+    cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(video), log=str(log), on_defect="sleep 5",
+                      hook_timeout=0.5, metrics_port=0, quiet=True)
+    svc = Service(cfg)
+    t0 = time.monotonic()
+    summary = svc.run(install_signals=False)
+    assert time.monotonic() - t0 < 4  # two 0.5 s timeouts, never 2 x 5 s
+    assert max(r["e2e_ms"] for r in _items(log)) < 400  # the loop never waited for the hook
+    assert summary["hook"]["timeouts"] == 2 and len(_events(log, "hook_timeout")) == 2
+
+
+def test_sigterm_stops_cleanly_with_summary(tmp_path, tiny_classifier_tflite):
+    cam, log = tmp_path / "cam", tmp_path / "t.jsonl"
+    cam.mkdir()
+    write_png(cam / "a.png", RED)
+    write_png(cam / "b.png", GREY)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "watch", "--model", str(tiny_classifier_tflite),
+                             "--source", str(cam), "--log", str(log), "--poll", "0.05", "--status-every", "0.2"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: log.exists() and len(_items(log)) == 2, timeout=30, what="two results")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "watch summary: 2 received, 2 inspected (1 pass, 1 fail)" in out
+    assert "p50/p95" in out
+    assert "watch folder:" in err  # periodic status line when stderr is not a terminal
+    stop = list(read_log(log))[-1]
+    assert stop["event"] == "stop" and stop["reason"] == "SIGTERM" and stop["ok"] == 2
