@@ -213,6 +213,7 @@ class VideoSource:
             if self.pos:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, self.pos)
         self.fps = cap.get(cv2.CAP_PROP_FPS) or None
+        self._t0 = None  # pacing restarts after a reconnect: a camera does not replay what it missed
         self.cap = cap
 
     def close(self):

@@ -249,3 +249,37 @@ def test_sigterm_stops_cleanly_with_summary(tmp_path, tiny_classifier_tflite):
     assert "watch folder:" in err  # periodic status line when stderr is not a terminal
     stop = list(read_log(log))[-1]
     assert stop["event"] == "stop" and stop["reason"] == "SIGTERM" and stop["ok"] == 2
+
+
+def test_mqtt_sink_reconnects_and_delivers_what_was_queued_while_the_broker_was_down(tmp_path):
+    import paho.mqtt.client as mqtt
+
+    from edge.watch.mqtt import MqttSink
+    from tests.fixtures.watch import start_mosquitto
+
+    port = free_port()
+    sink = MqttSink(f"127.0.0.1:{port}", "test/late")
+    broker = None
+    try:
+        for i in range(3):  # the broker is down: publish returns at once, messages wait in memory
+            t0 = time.monotonic()
+            assert sink.publish({"source": f"f{i}", "verdict": "good"})
+            assert time.monotonic() - t0 < 0.1
+        broker = start_mosquitto(port, tmp_path)
+        got, ready = [], threading.Event()
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        sub.on_connect = lambda c, u, f, rc, p: c.subscribe("test/late", qos=1)
+        sub.on_subscribe = lambda c, u, mid, rcs, p: ready.set()
+        sub.on_message = lambda c, u, msg: got.append(json.loads(msg.payload)["source"])
+        sub.connect("127.0.0.1", port)
+        sub.loop_start()
+        assert ready.wait(5)
+        _wait(lambda: len(got) == 3, timeout=15, what="queued messages after reconnect")
+        assert sorted(got) == ["f0", "f1", "f2"] and sink.connected.is_set()
+        sub.loop_stop()
+        sub.disconnect()
+    finally:
+        sink.close()
+        if broker is not None:
+            broker.terminate()
+            broker.wait(5)
