@@ -7,8 +7,11 @@ from trainer.anomaly import layers  # noqa: F401  (registers the serialisable la
 from trainer.anomaly.model import build_feature_extractor, build_scorer, rebuild_batch1, scorer_parts  # noqa: F401
 
 
-def train_anomaly(cfg):
-    """Fit on ``train/good`` only; returns the run folder (see trainer/anomaly/fit.py)."""
+def train_anomaly(cfg, echo=None):
+    """Fit on ``train/good`` only; returns the run folder (see trainer/anomaly/fit.py).
+
+    ``echo``: where progress lines go (default ``click.echo``).
+    """
     from trainer.anomaly.fit import train_anomaly as _train
 
-    return _train(cfg)
+    return _train(cfg, echo=echo)

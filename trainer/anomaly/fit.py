@@ -141,7 +141,7 @@ def train_anomaly(cfg, echo=None) -> Path:
 
     f_val = features_of(extractor, val_good, size, settings["batch_size"], echo, "val/good")
     raw_val = raw_scores(f_val, bank)
-    t, s, cal = good_only_threshold(raw_val, settings["quantile"], settings["margin"], settings["width"])
+    t, s, cal = good_only_threshold(raw_val, settings["quantile"], settings["margin"], settings["span"])
     echo(f"threshold from {len(val_good)} held-out good images: raw {t:.4f} = median {cal['median']:.4f} + "
          f"{settings['margin']} x (q{settings['quantile']} {cal['quantile_value']:.4f} - median); "
          f"normalised so the threshold is 0.5")

@@ -9,7 +9,8 @@ Keys (all optional)::
     proj_dim     128    random-projection width used while choosing the coreset
     quantile     0.99   quantile of held-out good raw scores that sets the threshold ...
     margin       1.1    ... threshold = median + margin * (quantile - median)
-    width        1.0    sigmoid scale s = width * (threshold - median): good median -> 0.27
+    span         5.0    sigmoid scale s = (1 - threshold) / span: raw distance 1 -> sigmoid(span);
+                        keeps defect scores apart in int8 (1/256 output steps) instead of all at 1
     batch_size   16     images per feature-extraction batch
     save_maps    false  write anomaly-map overlays for a sample of test images to run_dir/maps/
     max_maps     24     how many overlays at most (spread over the test types)
@@ -25,7 +26,7 @@ DEFAULTS = {
     "proj_dim": 128,
     "quantile": 0.99,
     "margin": 1.1,
-    "width": 1.0,
+    "span": 5.0,
     "batch_size": 16,
     "save_maps": False,
     "max_maps": 24,
@@ -54,7 +55,7 @@ def anomaly_settings(raw) -> dict:
             bad(key, "is not an integer")
         if s[key] < lo:
             bad(key, f"must be >= {lo}")
-    for key in ("quantile", "margin", "width"):
+    for key in ("quantile", "margin", "span"):
         try:
             s[key] = float(s[key])
         except (TypeError, ValueError):
@@ -63,7 +64,7 @@ def anomaly_settings(raw) -> dict:
         bad("quantile", "must be in [0.5, 1)")
     if s["margin"] < 1.0:
         bad("margin", "must be >= 1 (below 1 the threshold sits inside the good scores)")
-    if s["width"] <= 0:
-        bad("width", "must be > 0")
+    if s["span"] <= 0:
+        bad("span", "must be > 0")
     s["save_maps"] = bool(s["save_maps"])
     return s

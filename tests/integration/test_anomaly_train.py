@@ -1,0 +1,95 @@
+"""Anomaly mode end to end on the tiny synthetic set: good-only fitting, threshold, run folder, reload."""
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _files(run):
+    return json.loads((run / "manifest.json").read_text())["files"]
+
+
+def test_run_folder_has_the_shared_contract(tiny_anomaly_run):
+    run = tiny_anomaly_run
+    for name in ("model.keras", "run.json", "config.json", "manifest.json", "metrics.json", "preprocess.json",
+                 "labels.txt", "confusion.png", "scores.png", "calibration.json"):
+        assert (run / name).is_file(), name
+    info = json.loads((run / "run.json").read_text())
+    assert info["task"] == "anomaly" and info["labels"] == ["good", "defective"]
+    assert info["threshold"] == 0.5 and info["input_size"] == [96, 96]
+    assert "good-only" in info["threshold_policy"]
+    assert info["anomaly"]["bank_size"] == 512 and info["anomaly"]["feature_dim"] == 128
+    assert info["anomaly"]["map_size"] == [12, 12]
+    maps = sorted((run / "maps").glob("*.png"))
+    assert len(maps) == 6 and {p.name.split("_")[0] for p in maps} >= {"good", "crack", "cut"}
+
+
+def test_fitted_on_good_train_images_only(tiny_anomaly_run):
+    files = _files(tiny_anomaly_run)
+    metrics = json.loads((tiny_anomaly_run / "metrics.json").read_text())
+    used = set(metrics["fit_images"])
+    train_good = {f["path"] for f in files if f["split"] == "train" and f["label"] == 0}
+    assert used == train_good and len(used) == 24
+    defective = {f["path"] for f in files if f["label"] == 1}
+    assert defective and not used & defective
+    assert not used & {f["path"] for f in files if f["split"] in ("val", "test")}
+
+
+def test_report_is_honest_and_separates_defects(tiny_anomaly_run):
+    m = json.loads((tiny_anomaly_run / "metrics.json").read_text())
+    test = m["test"]
+    assert test["n_defective"] == 16 and test["n_good"] == 8
+    for key in ("auroc", "balanced_accuracy", "majority_baseline", "warnings"):
+        assert key in test
+    assert test["auroc"] >= 0.85
+    assert test["balanced_accuracy"] > test["majority_baseline"] - 0.1
+    assert m["per_type_test"]["good"]["false_alarm_rate"] <= 0.25
+    assert set(m["per_type_test"]) == {"good", "crack", "cut", "hole", "print"}
+    assert m["calibration"]["val_false_alarm_rate"] <= 0.2
+
+
+def test_reloaded_model_flags_a_painted_defect_and_passes_the_good_part(tiny_anomaly_run):
+    from trainer.dataset import load_batch
+    from trainer.layers import load_model
+
+    model = load_model(tiny_anomaly_run / "model.keras")
+    run_root = json.loads((tiny_anomaly_run / "manifest.json").read_text())["root"]
+    good = [f for f in _files(tiny_anomaly_run) if f["split"] == "test" and f["type"] == "good"]
+    x = load_batch([f"{run_root}/{f['path']}" for f in good], 96)
+    scores = np.asarray(model(x.astype(np.float32))["score"])[:, 0]
+    i = int(np.argmin(scores))
+    assert scores[i] < 0.5
+    bad = x[i].copy()
+    yy, xx = np.mgrid[:96, :96]
+    bad[(yy - 44) ** 2 + (xx - 50) ** 2 < 9 ** 2] = (20, 200, 30)  # a green blot on the nut
+    out = model(np.stack([x[i], bad]).astype(np.float32))
+    s = np.asarray(out["score"])[:, 0]
+    amap = np.asarray(out["map"])
+    assert s[0] < 0.5 <= s[1]
+    assert amap.shape == (2, 12, 12)
+    # The map's hottest cell is where the blot is (cell = 8 px; the blot spans cells 4..7).
+    r, c = np.unravel_index(np.argmax(amap[1]), amap.shape[1:])
+    assert 3 <= r <= 7 and 4 <= c <= 8
+    np.testing.assert_allclose(s, amap.reshape(2, -1).max(axis=1), atol=1e-6)
+
+
+def test_val_without_good_images_is_a_clear_error(tiny_manifest_good_only, tmp_path):
+    from edge.errors import DataError
+    from trainer.anomaly import train_anomaly
+    from trainer.config import TrainConfig
+    from trainer.split import load_manifest, save_manifest
+
+    root, path = tiny_manifest_good_only
+    m = load_manifest(path)
+    m["files"] = [f for f in m["files"] if f["split"] != "val"]
+    from trainer.split import manifest_hash
+
+    m["sha256"] = manifest_hash(m["files"])
+    save_manifest(m, tmp_path / "m.json")
+    cfg = TrainConfig(data=str(root), manifest=str(tmp_path / "m.json"), mode="anomaly", alpha=0.35,
+                      input_size=96, weights=None, project=str(tmp_path / "runs"))
+    with pytest.raises(DataError, match="val split has no good images"):
+        train_anomaly(cfg, echo=lambda line: None)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
