@@ -280,7 +280,7 @@ def _print(rng, size, nut, base, subtle):
 _HAZELNUT_DEFECTS = {"crack": _crack, "cut": _cut, "hole": _hole, "print": _print}
 
 
-def _render_hazelnut(rng, size, defect):
+def _render_hazelnut(rng, size, defect, seed):
     img, body, nut, base = _hazelnut_base(rng, size)
     if defect is None:
         return img, None
@@ -295,20 +295,30 @@ def _render_hazelnut(rng, size, defect):
 
 
 # ---------------------------------------------------------------- casting
+def _casting_design(seed):
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _KIND_ID["casting"], 99]))
+    return {"R": rng.uniform(0.37, 0.42), "bore": rng.uniform(0.16, 0.24), "hub": rng.uniform(0.34, 0.44),
+            "n_holes": int(rng.integers(4, 9)), "hole_r": rng.uniform(0.05, 0.08), "hole_ring": rng.uniform(0.6, 0.7),
+            "n_ribs": int(rng.integers(3, 7))}
+
+
 class _Disc:
-    def __init__(self, rng, size):
+    """One casting: the design (holes, ribs, proportions) is shared by the whole dataset,
+    as on a production line; pose, size and lighting vary per image."""
+
+    def __init__(self, rng, size, design):
         s = size
         self.size = s
         self.cx = s / 2 + rng.uniform(-0.05, 0.05) * s
         self.cy = s / 2 + rng.uniform(-0.05, 0.05) * s
-        self.R = s * rng.uniform(0.36, 0.44)
+        self.R = s * design["R"] * rng.uniform(0.95, 1.05)
         self.rot = rng.uniform(0, 2 * math.pi)
-        self.bore = self.R * rng.uniform(0.16, 0.24)
-        self.hub = self.R * rng.uniform(0.34, 0.44)
-        self.n_holes = int(rng.integers(4, 9))
-        self.hole_r = self.R * rng.uniform(0.05, 0.08)
-        self.hole_ring = self.R * rng.uniform(0.6, 0.7)
-        self.n_ribs = int(rng.integers(0, 7))
+        self.bore = self.R * design["bore"]
+        self.hub = self.R * design["hub"]
+        self.n_holes = design["n_holes"]
+        self.hole_r = self.R * design["hole_r"]
+        self.hole_ring = self.R * design["hole_ring"]
+        self.n_ribs = design["n_ribs"]
 
     def random_point(self, rng, rmin=0.25, rmax=0.85):
         for _ in range(100):
@@ -330,10 +340,10 @@ class _Disc:
         return any(math.hypot(x - hx, y - hy) < self.hole_r * pad for hx, hy in self.hole_centres())
 
 
-def _casting_base(rng, size):
+def _casting_base(rng, size, design):
     s = size
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) + 0.5
-    disc = _Disc(rng, s)
+    disc = _Disc(rng, s, design)
     dx, dy = xx - disc.cx, yy - disc.cy
     r = np.sqrt(dx * dx + dy * dy)
     ang = np.arctan2(dy, dx)
@@ -442,8 +452,8 @@ def _scratch(rng, size, disc, base, subtle):
 _CASTING_DEFECTS = {"blowhole": _blowhole, "burr": _burr, "scratch": _scratch}
 
 
-def _render_casting(rng, size, defect):
-    img, body, disc, base = _casting_base(rng, size)
+def _render_casting(rng, size, defect, seed):
+    img, body, disc, base = _casting_base(rng, size, _casting_design(seed))
     if defect is None:
         return img, None
     subtle = rng.random() < SUBTLE_FRACTION
@@ -477,7 +487,7 @@ def render(kind="hazelnut", defect=None, size=256, seed=0, subset="test", index=
     cls = 0 if defect is None else 1 + DEFECTS[kind].index(defect)
     ss = np.random.SeedSequence([int(seed), _KIND_ID[kind], _SUBSET_ID[subset], cls, int(index)])
     rng = np.random.default_rng(ss)
-    img, layer = _RENDER[kind](rng, size, defect)
+    img, layer = _RENDER[kind](rng, size, defect, seed)
     mask = None
     layer_base = img
     if layer is not None:
