@@ -1,0 +1,182 @@
+"""Images for calibration and parity: read from the run's own manifest, never guessed.
+
+The int8 variant is calibrated on the run's *training* images (the distribution
+the model was fitted to), stratified across defect types so that a rare type's
+activations are not clipped, seeded so two exports of one run are identical.
+Parity uses the held-out split. Pixels come from the same loader as training
+(``trainer.dataset.load_batch`` / ``edge.imageio.load_image``), un-augmented.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ImageError
+from export.errors import ExportError
+
+DEFAULT_CALIB_SIZE = 300
+
+
+def read_manifest(run_dir) -> dict:
+    p = Path(run_dir) / "manifest.json"
+    if not p.is_file():
+        raise ExportError(f"{run_dir}: run folder has no manifest.json (calibration needs its training images); "
+                          "re-run training")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{p}: damaged ({exc}); re-run training") from None
+
+
+def resolve_root(manifest: dict, run_dir) -> Path:
+    """The manifest's image root: absolute, or relative to the run folder, or to the working directory."""
+    root = Path(manifest.get("root") or ".")
+    if root.is_absolute():
+        return root
+    for base in (Path(run_dir), Path.cwd()):
+        if (base / root).is_dir():
+            return base / root
+    return Path.cwd() / root
+
+
+def split_files(manifest: dict, run_dir, split: str) -> list[dict]:
+    """Manifest entries of ``split`` with an absolute ``abspath`` added."""
+    root = resolve_root(manifest, run_dir)
+    out = []
+    for f in manifest.get("files", []):
+        if f.get("split") == split:
+            out.append({**f, "abspath": str(root / f["path"])})
+    return out
+
+
+def stratified_sample(files: list[dict], n: int, seed: int = 0, key: str = "type") -> list[dict]:
+    """``n`` entries (all when fewer) spread across ``key`` in proportion, every class at least once.
+
+    Largest-remainder allocation, then a seeded draw inside each class; the
+    result is sorted by path so the order does not depend on the seed's draw.
+    """
+    if n <= 0:
+        raise ExportError(f"calibration size must be positive, got {n}")
+    if len(files) <= n:
+        return sorted(files, key=lambda f: f["path"])
+    groups: dict[str, list[dict]] = {}
+    for f in sorted(files, key=lambda f: f["path"]):
+        groups.setdefault(str(f.get(key, "?")), []).append(f)
+    names = sorted(groups)
+    total = len(files)
+    # Every class gets one (when n allows), the rest in proportion to class size.
+    base = {c: min(1, len(groups[c])) if n >= len(names) else 0 for c in names}
+    left = n - sum(base.values())
+    want = {c: left * len(groups[c]) / total for c in names}
+    alloc = {c: base[c] + int(math.floor(want[c])) for c in names}
+    rema = sorted(names, key=lambda c: (want[c] - math.floor(want[c]), len(groups[c])), reverse=True)
+    short = n - sum(alloc.values())
+    i = 0
+    while short > 0:
+        c = rema[i % len(rema)]
+        if alloc[c] < len(groups[c]):
+            alloc[c] += 1
+            short -= 1
+        i += 1
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in names:
+        k = min(alloc[c], len(groups[c]))
+        idx = rng.choice(len(groups[c]), size=k, replace=False)
+        chosen.extend(groups[c][j] for j in sorted(idx))
+    return sorted(chosen, key=lambda f: f["path"])
+
+
+def _batch_loader():
+    try:
+        from trainer.dataset import load_batch  # the trainer's loader, when it exists
+    except ImportError:
+        load_batch = None
+    if load_batch is None:
+        from edge.imageio import load_image
+
+        def load_batch(paths, size):
+            return np.stack([load_image(p, size) for p in paths]) if paths else np.zeros((0,) + tuple(size) + (3,), np.uint8)
+    return load_batch
+
+
+def _one(load_batch, path, size):
+    arr = np.asarray(load_batch([path], size))
+    return arr[0]
+
+
+def load_images(paths, size, skip_bad=False, progress=None, what="images", chunk=32):
+    """uint8 array (N, H, W, 3) of ``paths``; a bad file raises (naming it) unless ``skip_bad``.
+
+    Returns (array, kept_paths, skipped) where skipped is a list of "path: reason".
+    """
+    from edge.preprocess import as_hw
+
+    h, w = as_hw(size)
+    load_batch = _batch_loader()
+    out, kept, skipped = [], [], []
+    paths = [os.fspath(p) for p in paths]
+    for start in range(0, len(paths), chunk):
+        part = paths[start : start + chunk]
+        try:
+            arr = np.asarray(load_batch(part, (h, w)), dtype=np.uint8)
+            out.append(arr)
+            kept.extend(part)
+        except ImageError as exc:
+            if not skip_bad:
+                raise ImageError(exc.path, f"{exc.reason} [in the {what}]",
+                                 "fix or remove the file, or pass --skip-bad to leave it out") from None
+            for p in part:  # find the bad ones, keep the rest
+                try:
+                    out.append(_one(load_batch, p, (h, w))[None])
+                    kept.append(p)
+                except ImageError as e:
+                    skipped.append(str(e))
+                    if progress:
+                        progress(f"  warning: skipped {e}")
+        if progress:
+            progress(f"  {what}: {min(start + chunk, len(paths))}/{len(paths)} loaded")
+    arr = np.concatenate(out) if out else np.zeros((0, h, w, 3), np.uint8)
+    return arr, kept, skipped
+
+
+def calibration_set(run_dir, manifest, size, calib_size=DEFAULT_CALIB_SIZE, seed=0, skip_bad=False, progress=None):
+    """(images uint8 (N,H,W,3), info dict) from the training split, stratified by type."""
+    train = split_files(manifest, run_dir, "train")
+    if not train:
+        raise ExportError(f"{run_dir}/manifest.json: no 'train' images to calibrate int8 with; re-split the data")
+    chosen = stratified_sample(train, calib_size, seed=seed)
+    images, kept, skipped = load_images([f["abspath"] for f in chosen], size, skip_bad=skip_bad,
+                                        progress=progress, what="calibration images")
+    if len(images) == 0:
+        raise ExportError(f"{run_dir}: every calibration image was unreadable; check the manifest root "
+                          f"{resolve_root(manifest, run_dir)}")
+    counts: dict[str, int] = {}
+    kept_set = set(kept)
+    for f in chosen:
+        if f["abspath"] in kept_set:
+            counts[str(f.get("type"))] = counts.get(str(f.get("type")), 0) + 1
+    info = {"split": "train", "n": int(len(images)), "requested": int(calib_size), "seed": int(seed),
+            "per_type": counts, "skipped": skipped, "extremes": ["all-0", "all-255"]}
+    return images, info
+
+
+def representative_dataset(images):
+    """Converter callback: every image once (float raw pixels, batch 1), then an all-0 and an all-255 frame.
+
+    The two extremes pin the input range to exactly 0..255 so the uint8 input
+    quantization becomes scale 1.0 / zero-point 0 (raw pixels, no device-side math).
+    """
+    h, w = images.shape[1:3]
+
+    def gen():
+        for img in images:
+            yield [img[None].astype(np.float32)]
+        yield [np.zeros((1, h, w, 3), np.float32)]
+        yield [np.full((1, h, w, 3), 255.0, np.float32)]
+
+    return gen

@@ -1,0 +1,64 @@
+"""``edgeinspect export RUN_DIR``: TFLite variants + parity report (exit 2 when a variant fails parity)."""
+from __future__ import annotations
+
+import click
+
+from export.calibration import DEFAULT_CALIB_SIZE
+from export.parity import MAX_AUROC_DROP, MIN_AGREEMENT
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--fp32", "variants", flag_value="fp32", multiple=True, help="float32 (reference).")
+@click.option("--fp16", "variants", flag_value="fp16", multiple=True, help="float16 weights.")
+@click.option("--dynamic", "variants", flag_value="dynamic", multiple=True, help="int8 weights, float activations.")
+@click.option("--int8", "variants", flag_value="int8", multiple=True, help="full integer, uint8 raw-pixel input, calibrated.")
+@click.option("--edgetpu", "variants", flag_value="edgetpu", multiple=True,
+              help="int8 compiled by edgetpu_compiler (x86-64 Linux only).")
+@click.option("--all", "all_", is_flag=True,
+              help="fp32, fp16, dynamic, int8, and edgetpu when the compiler is installed (the default).")
+@click.option("--variant", "extra", multiple=True, metavar="NAME", help="Variant by name (repeatable).")
+@click.option("--calib-size", default=DEFAULT_CALIB_SIZE, show_default=True, type=click.IntRange(min=1),
+              help="Training images used to calibrate int8 (all if fewer), stratified by defect type.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the calibration draw.")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images (with a warning each) instead of stopping.")
+@click.option("--allow-cpu-ops", is_flag=True, help="Accept an Edge TPU model with ops that fall back to the CPU.")
+@click.option("--min-agreement", default=MIN_AGREEMENT, show_default=True, type=float,
+              help="A variant agreeing with Keras less than this is FAILED.")
+@click.option("--max-auroc-drop", default=MAX_AUROC_DROP, show_default=True, type=float,
+              help="A variant losing more AUROC than this is FAILED.")
+@click.option("--no-fail", is_flag=True, help="Report FAILED variants but exit 0 and keep their usual file names.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the table.")
+def export(run_dir, variants, all_, extra, calib_size, seed, skip_bad, allow_cpu_ops, min_agreement, max_auroc_drop,
+           no_fail, quiet):
+    """Export RUN_DIR (a trained run) to TFLite variants under RUN_DIR/export/, with a parity check of each."""
+    from export.convert import ALL_VARIANTS, VARIANTS, export_run, parse_variants
+    from export.parity import format_table
+
+    names = list(variants) + list(extra)
+    parse_variants(names)  # unknown names -> one-line error before anything is loaded
+    if all_ or not names:
+        # Edge TPU only when its compiler is installed; asked for by name, a missing compiler is an error.
+        chosen = list(VARIANTS)
+        edgetpu = True if "edgetpu" in names else "auto"
+    else:
+        chosen = parse_variants(names)
+        edgetpu = "edgetpu" in chosen
+        chosen = [v for v in chosen if v != "edgetpu"]
+    assert set(chosen) <= set(ALL_VARIANTS)
+    report = export_run(run_dir, variants=chosen, calib_size=calib_size, seed=seed, edgetpu=edgetpu,
+                        allow_cpu_ops=allow_cpu_ops, min_agreement=min_agreement, max_auroc_drop=max_auroc_drop,
+                        progress=not quiet, no_fail=no_fail, skip_bad=skip_bad)
+    if quiet:
+        click.echo(format_table(report))
+    if report["status"] == "FAILED":
+        failed = [f"{n} ({'; '.join(v.get('parity', {}).get('reasons', []) or [v.get('error', '')])})"
+                  for n, v in report["variants"].items() if v["status"] == "FAILED"]
+        msg = f"parity FAILED: {', '.join(failed)}"
+        if no_fail:
+            click.echo(f"warning: {msg} (--no-fail: exit 0)", err=True)
+        else:
+            from edge.cli import UserError
+
+            raise UserError(f"{msg}; failed files were kept aside as model_<variant>.failed.tflite "
+                            "(see export_report.json; --no-fail to accept)")

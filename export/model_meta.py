@@ -1,0 +1,105 @@
+"""The metadata dict every exported .tflite carries (schema: ``edge.metadata``).
+
+Output indices and quantization are read from the *converted* interpreter, not
+assumed: the converter is free to reorder a dict's outputs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+
+from edge import __version__
+from edge.metadata import SCHEMA_VERSION
+from edge.preprocess import describe
+from export.errors import ExportError
+
+# Keras output name -> metadata output key, per task.
+OUTPUT_KEYS = {"classifier": {"defect": "score", "type": "types"}, "anomaly": {"score": "score", "map": "map"}}
+
+
+def _signature_outputs(interpreter):
+    """Keras output name -> position in get_output_details(), from the serving signature (if any)."""
+    try:
+        sigs = interpreter._get_full_signature_list()  # the only API that gives tensor indices per name
+    except Exception:  # noqa: BLE001 - older interpreters lack it; shapes are the fallback
+        return {}
+    if not sigs:
+        return {}
+    outs = next(iter(sigs.values())).get("outputs", {})
+    pos = {d["index"]: i for i, d in enumerate(interpreter.get_output_details())}
+    return {name: pos[idx] for name, idx in outs.items() if idx in pos}
+
+
+def output_indices(interpreter, task: str, n_labels: int | None = None) -> dict:
+    """{"score": i, "types": j} (classifier) or {"score": i, "map": j} (anomaly), checked by shape."""
+    details = interpreter.get_output_details()
+    shapes = [tuple(int(v) for v in d["shape"]) for d in details]
+    if len(details) != 2:
+        raise ExportError(f"converted {task} model has {len(details)} outputs {shapes}; expected 2 "
+                          f"({'defect, type' if task == 'classifier' else 'score, map'}); check model.keras")
+    names = OUTPUT_KEYS[task]
+    by_sig = _signature_outputs(interpreter)
+    out = {names[k]: v for k, v in by_sig.items() if k in names}
+    if len(out) != 2:
+        # By shape: the score is (1, 1); types is (1, K); the map is (1, h, w).
+        out = {}
+        for i, s in enumerate(shapes):
+            if task == "classifier":
+                key = "types" if (s[-1] != 1 or (n_labels == 1 and "score" in out)) else "score"
+            else:
+                key = "map" if len(s) == 3 else "score"
+            out.setdefault(key, i)
+    want = {"classifier": ("score", "types"), "anomaly": ("score", "map")}[task]
+    if set(out) != set(want) or out[want[0]] == out[want[1]]:
+        raise ExportError(f"cannot tell the converted model's outputs apart (shapes {shapes}); "
+                          f"expected {want}")
+    s = shapes[out["score"]]
+    if int(np.prod(s)) != 1:
+        raise ExportError(f"score output has shape {s}; expected (1, 1) - was the model rebuilt with batch 1?")
+    if task == "classifier" and n_labels and shapes[out["types"]][-1] != n_labels:
+        raise ExportError(f"type output has {shapes[out['types']][-1]} classes but run.json lists {n_labels} labels")
+    if task == "anomaly" and len(shapes[out["map"]]) != 3:
+        raise ExportError(f"anomaly map output has shape {shapes[out['map']]}; expected (1, h, w)")
+    return out
+
+
+def model_version(info: dict, variant: str) -> str:
+    sha = (info.get("manifest_sha256") or "nomanifest")[:8]
+    return f"{info.get('name', 'run')}-{sha}-{variant}"
+
+
+def build_metadata(info: dict, interpreter, variant: str) -> dict:
+    """The edgeinspect metadata dict for a converted model (see edge/metadata.py)."""
+    task = info["task"]
+    labels = list(info["labels"])
+    h, w = (int(v) for v in info["input_size"])
+    inp = interpreter.get_input_details()[0]
+    scale, zp = inp["quantization"]
+    outs = output_indices(interpreter, task, len(labels) if task == "classifier" else None)
+    details = interpreter.get_output_details()
+    oq = {}
+    for key, i in outs.items():
+        s, z = details[i]["quantization"]
+        oq[key] = [float(s), int(z)]
+    return {
+        "format": "edgeinspect",
+        "schema_version": SCHEMA_VERSION,
+        "task": task,
+        "labels": labels,
+        "input": {"height": h, "width": w, "channels": 3, "dtype": np.dtype(inp["dtype"]).name,
+                  "semantics": "raw_pixels",
+                  # float inputs take raw 0..255 floats: scale 1 / zero point 0 says exactly that.
+                  "scale": float(scale) if scale else 1.0, "zero_point": int(zp)},
+        "preprocess": describe((h, w)),
+        "outputs": outs,
+        "output_quantization": oq,
+        "threshold": float(info["threshold"]),
+        "threshold_policy": info.get("threshold_policy"),
+        "variant": variant,
+        "model_version": model_version(info, variant),
+        "manifest_sha256": info.get("manifest_sha256"),
+        "run": info.get("name"),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "edgeinspect_version": __version__,
+    }

@@ -1,0 +1,171 @@
+"""Does the exported file decide like the Keras model? Measured on held-out images, every export.
+
+Agreement is the fraction of images with the same verdict at the run's
+threshold (and, for the classifier, the same defect type on images the float
+model calls defective, since only there is the type shown). Each side's
+AUROC / balanced accuracy come from ``trainer.metrics.binary_report`` so the
+majority baseline travels with them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trainer.metrics import binary_report
+
+MIN_AGREEMENT = 0.98
+MAX_AUROC_DROP = 0.01
+
+
+def _interpreter(model):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from export.quiet import captured_output
+
+    with captured_output():  # the runtime announces its XNNPACK delegate on stderr
+        if isinstance(model, (bytes, bytearray)):
+            return Interpreter(model_content=bytes(model), num_threads=2)
+        return Interpreter(model_path=str(model), num_threads=2)
+
+
+def _quantize_input(img, detail):
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return img.astype(np.float32)
+    scale, zp = detail["quantization"]
+    if (scale, zp) in ((1.0, 0), (0.0, 0)) and dtype == np.uint8:
+        return img  # raw pixels, as on the device
+    info = np.iinfo(dtype)
+    q = np.round(img.astype(np.float32) / np.float32(scale) + zp)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _dequantize(x, detail):
+    scale, zp = detail["quantization"]
+    if np.dtype(detail["dtype"]) == np.float32 or not scale:
+        return x.astype(np.float32)
+    return (x.astype(np.float32) - zp) * np.float32(scale)
+
+
+def run_tflite(model, images, meta) -> dict:
+    """Outputs of a .tflite (path or bytes) on uint8 images (N,H,W,3): {"score": (N,), "types"/"map": ...}."""
+    it = _interpreter(model)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    outs = it.get_output_details()
+    res = {k: [] for k in meta["outputs"]}
+    for img in images:
+        it.set_tensor(inp["index"], _quantize_input(img[None], inp))
+        it.invoke()
+        for key, i in meta["outputs"].items():
+            res[key].append(_dequantize(it.get_tensor(outs[i]["index"]), outs[i])[0])
+    out = {k: np.stack(v) if v else np.zeros((0,)) for k, v in res.items()}
+    out["score"] = out["score"].reshape(len(images))
+    return out
+
+
+def run_keras(model, images, task, batch_size=16) -> dict:
+    """Float reference outputs with the same keys as :func:`run_tflite`."""
+    pred = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    if task == "classifier":
+        return {"score": np.asarray(pred["defect"], np.float32).reshape(-1), "types": np.asarray(pred["type"], np.float32)}
+    return {"score": np.asarray(pred["score"], np.float32).reshape(-1), "map": np.asarray(pred["map"], np.float32)}
+
+
+def _spearman(a, b):
+    from scipy.stats import spearmanr
+
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def _clean(v):
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def compare(ref: dict, got: dict, labels, threshold, task) -> dict:
+    """Parity numbers of one variant (``got``) against the float model (``ref``)."""
+    y = np.asarray(labels, int)
+    s_ref, s_got = ref["score"].astype(np.float64), got["score"].astype(np.float64)
+    v_ref, v_got = s_ref >= threshold, s_got >= threshold
+    rep_ref = binary_report(y, s_ref, threshold)
+    rep_got = binary_report(y, s_got, threshold)
+    diff = np.abs(s_ref - s_got)
+    out = {
+        "n": int(len(y)),
+        "agreement": float(np.mean(v_ref == v_got)) if len(y) else float("nan"),
+        "max_abs_score_diff": float(diff.max()) if len(y) else float("nan"),
+        "mean_abs_score_diff": float(diff.mean()) if len(y) else float("nan"),
+        "spearman": _spearman(s_ref, s_got),
+        "auroc": rep_got["auroc"],
+        "auroc_float": rep_ref["auroc"],
+        "auroc_drop": rep_ref["auroc"] - rep_got["auroc"],
+        "balanced_accuracy": rep_got["balanced_accuracy"],
+        "balanced_accuracy_float": rep_ref["balanced_accuracy"],
+        "majority_baseline": rep_got["majority_baseline"],
+        "metrics": rep_got,
+    }
+    if task == "classifier":
+        shown = v_ref if v_ref.any() else np.ones_like(v_ref)
+        t_ref, t_got = ref["types"].argmax(1), got["types"].argmax(1)
+        out["type_agreement"] = float(np.mean(t_ref[shown] == t_got[shown])) if len(y) else float("nan")
+        out["type_agreement_all"] = float(np.mean(t_ref == t_got)) if len(y) else float("nan")
+    else:
+        out["map_max_abs_diff"] = float(np.abs(ref["map"] - got["map"]).max()) if len(y) else float("nan")
+    return out
+
+
+def judge(result: dict, min_agreement=MIN_AGREEMENT, max_auroc_drop=MAX_AUROC_DROP) -> dict:
+    """Adds "status" (OK / FAILED) and the reasons to a :func:`compare` result."""
+    reasons = []
+    for key, name in (("agreement", "verdict agreement"), ("type_agreement", "defect-type agreement")):
+        v = result.get(key)
+        if v is not None and not math.isnan(v) and v < min_agreement:
+            reasons.append(f"{name} {v:.4f} < {min_agreement}")
+    drop = result.get("auroc_drop")
+    if drop is not None and not math.isnan(drop) and drop > max_auroc_drop:
+        reasons.append(f"AUROC drop {drop:.4f} > {max_auroc_drop}")
+    result["status"] = "FAILED" if reasons else "OK"
+    result["reasons"] = reasons
+    return result
+
+
+def jsonable(result: dict) -> dict:
+    return {k: (_clean(v) if not isinstance(v, dict) else v) for k, v in result.items()}
+
+
+def _fmt(v, spec):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return format(v, spec)
+
+
+def format_table(report: dict) -> str:
+    """The human view of export_report.json."""
+    head = ("Variant", "Size MB", "Agree", "AUROC", "Bal.acc", "max|dscore|", "Spearman", "Status")
+    rows = [head]
+    for name, v in report["variants"].items():
+        p = v.get("parity") or {}
+        agree = p.get("agreement")
+        if p.get("type_agreement") is not None and agree is not None:
+            agree = min(agree, p["type_agreement"])
+        rows.append((name, _fmt(v.get("size_mb"), ".2f"), _fmt(agree, ".4f"), _fmt(p.get("auroc"), ".4f"),
+                     _fmt(p.get("balanced_accuracy"), ".4f"), _fmt(p.get("max_abs_score_diff"), ".4f"),
+                     _fmt(p.get("spearman"), ".4f"), v.get("status", "?")))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    ref = report.get("float_reference") or {}
+    if ref:
+        lines.append(
+            f"Keras float on {report.get('parity_split')} (n={ref.get('n')}, {ref.get('n_defective')} defective): "
+            f"AUROC {_fmt(ref.get('auroc'), '.4f')} | balanced acc {_fmt(ref.get('balanced_accuracy'), '.4f')} | "
+            f"majority baseline {_fmt(ref.get('majority_baseline'), '.4f')} (always '{ref.get('majority_class')}')")
+        for w in ref.get("warnings", []):
+            lines.append(f"  WARNING: {w}")
+    lines.append("Agree = share of identical verdicts at the run threshold"
+                 + (" (min with defect-type agreement)" if report.get("task") == "classifier" else "")
+                 + "; max|dscore| = largest score difference vs Keras.")
+    return "\n".join(lines)
