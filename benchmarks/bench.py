@@ -366,20 +366,33 @@ def litert_benchmark_ms(path, threads, warmup, repeats, timeout=300):
 _CHILD = "from benchmarks.bench import _cold_child; _cold_child()"
 
 
-def _vmrss_mb():
+def _proc_status_mb(key):
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return None
 
 
-def _cold_child():
-    """Runs in a fresh interpreter: imports, then load + first inference, then peak RSS as JSON on stdout."""
+def _vmrss_mb():
+    return _proc_status_mb("VmRSS")
+
+
+def _peak_rss_mb():
+    # VmHWM belongs to this process image; ru_maxrss would also count the (large) parent we were forked from,
+    # because Linux carries the pre-exec high-water mark over into ru_maxrss.
+    hwm = _proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cold_child():
+    """Runs in a fresh interpreter: imports, then load + first inference, then peak RSS as JSON on stdout."""
     args = json.loads(sys.argv[1])
     t_imp = time.perf_counter()
     if args["kind"] == "keras":
@@ -405,10 +418,9 @@ def _cold_child():
         img = load_image(args["image"], tuple(args["size"]))
         model.predict_array(img)
     first_s = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print("BENCH_CHILD " + json.dumps({
         "import_s": import_s, "load_s": load_s, "cold_start_s": first_s,
-        "rss_after_import_mb": rss_imported, "peak_rss_mb": peak_kb / 1024.0,
+        "rss_after_import_mb": rss_imported, "peak_rss_mb": _peak_rss_mb(),
     }))
 
 
@@ -460,6 +472,21 @@ def machine_info() -> dict:
             "platform": platform.platform(), "versions": versions}
 
 
+def _export_note(run_dir, variant):
+    """Why the exporter left a variant out (e.g. no edgetpu_compiler), from its export_report.json."""
+    try:
+        rep = json.loads((Path(run_dir) / "export" / "export_report.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    for note in rep.get("notes", []):
+        if note.startswith(variant + " ") or note.startswith(variant + ":"):
+            return "export: " + note.split(";")[0]
+    entry = rep.get("variants", {}).get(variant)
+    if entry and entry.get("status") == "FAILED":
+        return f"export: {variant} failed parity and was kept aside as {entry.get('file')}"
+    return None
+
+
 def find_variants(run_dir, variants=None):
     """[(name, path or None)] for the requested variants, plus {name: why skipped}."""
     run_dir = Path(run_dir)
@@ -476,7 +503,7 @@ def find_variants(run_dir, variants=None):
         if p.is_file():
             found.append((v, p))
         else:
-            skipped[v] = f"{p.name} not exported (run 'edgeinspect export {run_dir}')"
+            skipped[v] = _export_note(run_dir, v) or f"{p.name} not exported (run 'edgeinspect export {run_dir}')"
     if not any(p for _, p in found):
         raise BenchError(f"{run_dir}: nothing to benchmark; export the run first: edgeinspect export {run_dir}")
     return found, skipped

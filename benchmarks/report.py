@@ -52,6 +52,10 @@ def plot_accuracy_latency(result, path):
         ax.scatter([p50], [a["balanced_accuracy"]], marker="s", s=40, color="C1")
         ax.annotate(row["title"], (p50, a["auroc"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("latency p50, ms per image (log scale; lower is better)")
     ax.set_ylabel("score")
     ax.scatter([], [], marker="o", color="C0", label="AUROC")
