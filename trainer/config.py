@@ -56,9 +56,9 @@ class TrainConfig:
     augment: dict = field(default_factory=default_augment)
     type_loss_weight: float = 0.5
     # phase 2: fine-tune the top inverted-residual blocks (0 epochs = skip)
-    fine_tune_epochs: int = 0
+    fine_tune_epochs: int = 10
     fine_tune_blocks: int = 2
-    fine_tune_learning_rate: float = 1e-5
+    fine_tune_learning_rate: float = 1e-4
     # decision threshold chosen on the val split
     threshold_policy: str = "recall@0.99"
     # hardware

@@ -1,0 +1,79 @@
+"""``edgeinspect train``: a config file (or the defaults) plus command-line overrides."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from edge.errors import EdgeInspectError
+
+
+def _abspath(p):
+    return os.path.abspath(p) if p else p
+
+
+@click.command("train")
+@click.option("--data", type=click.Path(file_okay=False), help="Dataset root in MVTec AD layout (train/good, test/<type>).")
+@click.option("--manifest", type=click.Path(dir_okay=False), help="Split manifest from 'edgeinspect data split' (default: split now).")
+@click.option("--mode", type=click.Choice(["classifier", "anomaly"]), help="classifier (needs some defective images) or anomaly (good images only).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="JSON config, e.g. a run's config.json to reproduce it; options below override it.")
+@click.option("--epochs", type=int, help="Phase 1 (heads on the frozen backbone) max epochs.")
+@click.option("--fine-tune-epochs", type=int, help="Phase 2 max epochs (0 = no fine-tuning).")
+@click.option("--fine-tune-blocks", type=int, help="Top inverted-residual blocks unfrozen in phase 2 (BatchNorm stays frozen).")
+@click.option("--fine-tune-learning-rate", type=float)
+@click.option("--learning-rate", type=float, help="Phase 1 learning rate.")
+@click.option("--aug-copies", type=int, help="Augmented copies of each train image in the feature cache.")
+@click.option("--no-augment", is_flag=True, default=False, help="Train on the original images only.")
+@click.option("--patience", type=int, help="Early-stopping patience (epochs without a better val loss).")
+@click.option("--alpha", type=float, help="MobileNetV2 width (ImageNet file offline: 1.0 only).")
+@click.option("--input-size", type=int, help="Model input size in pixels (square).")
+@click.option("--weights", help="imagenet | none | PATH to a MobileNetV2 .h5 weights file.")
+@click.option("--dropout", type=float)
+@click.option("--batch-size", type=int)
+@click.option("--threshold-policy", help="max-f1 | recall@R | fpr@F (default recall@0.99: catch defects first).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]))
+@click.option("--tpu", help="TPU address (grpc://... or a Cloud TPU name); implies --device tpu.")
+@click.option("--protocol", type=click.Choice(["supervised", "good-only", "kfold"]), help="Split protocol when no --manifest.")
+@click.option("--defects-per-type", type=int, help="Defective images per type moved into train (supervised).")
+@click.option("--defects-total", type=int, help="Defective images in total moved into train, round-robin over types.")
+@click.option("--val-fraction", type=float)
+@click.option("--seed", type=int)
+@click.option("--project", help="Parent folder of run folders (default runs/train).")
+@click.option("--name", help="Run folder name; numbered exp, exp2, ... when taken.")
+def train(data, manifest, mode, config_path, no_augment, **overrides):
+    """Train a MobileNetV2 defect classifier (or an anomaly model) and save a run folder.
+
+    \b
+    Examples:
+      edgeinspect train --data data/hazelnut --defects-per-type 10
+      edgeinspect train --data data/hazelnut --mode anomaly
+      edgeinspect train --config runs/train/exp/config.json      (re-run it)
+    """
+    from trainer.config import load_config
+
+    overrides.update(data=_abspath(data), manifest=_abspath(manifest), mode=mode)
+    w = overrides.get("weights")
+    if w and w.lower() not in ("imagenet", "none"):
+        overrides["weights"] = _abspath(w)  # config.json must re-run from any folder
+    if no_augment:
+        overrides["aug_copies"] = 0
+        overrides["augment"] = {"flip": False, "rotation": 0, "zoom": 0, "brightness": 0, "contrast": 0}
+    cfg = load_config(config_path, **overrides)
+    if cfg.data and not os.path.isdir(cfg.data):
+        raise EdgeInspectError(f"{cfg.data}: data folder not found; pass --data ROOT (MVTec AD layout: train/good, test/<type>)")
+    run_dir = dispatch(cfg)
+    click.echo(f"next: edgeinspect export {run_dir}")
+
+
+def dispatch(cfg):
+    """Run the trainer for ``cfg.mode``; returns the run folder."""
+    if cfg.mode == "anomaly":
+        try:
+            from trainer.anomaly import train_anomaly
+        except ImportError as exc:
+            raise EdgeInspectError(
+                f"--mode anomaly is not available in this install ({exc}); use --mode classifier") from None
+        return train_anomaly(cfg)
+    from trainer.train import train_classifier
+
+    return train_classifier(cfg)
