@@ -50,13 +50,19 @@ def _echo(progress):
 
 
 def register_custom_layers():
-    """Import the modules that register custom Keras layers (they may not exist in every checkout)."""
-    for name in ("trainer.layers", "trainer.anomaly"):
+    """Register the trainer's custom Keras layers (classifier and anomaly) before loading a model."""
+    try:
+        from trainer.layers import register_all
+    except ImportError:  # a checkout without the trainer's layers: plain Keras models still load
+        register_all = None
+    if register_all is not None:
+        register_all()
+        return
+    for name in ("trainer.anomaly",):
         try:
             __import__(name)
-        except ImportError as exc:
-            if getattr(exc, "name", None) not in (name, name.rsplit(".", 1)[0]) and name in str(exc):
-                raise
+        except ImportError:
+            pass
 
 
 def load_run_model(run_dir):
