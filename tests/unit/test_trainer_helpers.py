@@ -1,0 +1,129 @@
+"""Fast checks of the classifier trainer's pure parts: weights, labels, split checks, thresholds, config, CLI errors."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.errors import DataError
+from trainer.config import ConfigError, TrainConfig, load_config
+from trainer.train import check_split, class_weights, decide_threshold, head_labels, per_type_recall, sample_weights
+
+
+def test_class_weights_balance_the_classes():
+    y = [0] * 391 + [1] * 10
+    w = class_weights(y, 2)
+    assert w[0] == pytest.approx(401 / (2 * 391)) and w[1] == pytest.approx(401 / 20)
+    # Each class then carries the same total weight.
+    assert w[0] * 391 == pytest.approx(w[1] * 10)
+    np.testing.assert_allclose(class_weights([0, 1, 0, 1], 2), [1.0, 1.0])
+
+
+def test_class_weights_absent_class_gets_zero_and_others_rebalance():
+    w = class_weights([0, 0, 0, 2], 4)        # types 1 and 3 absent from train
+    assert w[1] == 0 and w[3] == 0
+    assert w[0] * 3 == pytest.approx(w[2] * 1) == pytest.approx(4 / 2)
+    sw = sample_weights([0, 2, 0], 3)
+    assert sw.dtype == np.float32 and sw[1] == pytest.approx(3 / 2) and sw[0] == pytest.approx(3 / 4)
+
+
+def test_head_labels_good_first_then_types_present_in_train():
+    train = [{"type": "good"}, {"type": "print"}, {"type": "crack"}]
+    assert head_labels(train, ["good", "crack", "cut", "hole", "print"]) == ["good", "crack", "print"]
+
+
+def _f(label, split, t=None):
+    return {"label": label, "split": split, "type": t or ("good" if label == 0 else "crack")}
+
+
+def test_check_split_errors_are_one_line_and_say_what_to_do():
+    ok = {"train": [_f(0, "train"), _f(1, "train")], "val": [_f(0, "val")], "test": []}
+    check_split(ok, "m.json")
+    with pytest.raises(DataError, match="no good images"):
+        check_split({**ok, "train": [_f(1, "train")]}, "m.json")
+    with pytest.raises(DataError, match="--mode anomaly") as exc:
+        check_split({**ok, "train": [_f(0, "train")]}, "m.json")
+    assert "\n" not in str(exc.value) and str(exc.value).startswith("m.json")
+    with pytest.raises(DataError, match="val split is empty"):
+        check_split({**ok, "val": []}, "m.json")
+
+
+def test_recall_threshold_is_lowered_to_the_good_margin_only():
+    y = [0, 0, 0, 0, 1, 1]
+    s = [0.01, 0.05, 0.10, 0.20, 0.85, 0.90]
+    thr, info = decide_threshold(y, s, "recall@0.99")
+    assert info["policy_threshold"] == 0.85 and 0.20 < thr < 0.2001
+    assert info["achieved_recall"] == 1.0 and info["achieved_fpr"] == 0.0
+    # The false alarms the policy threshold already had are kept, not added to.
+    thr2, info2 = decide_threshold([0, 0, 1, 1], [0.1, 0.9, 0.5, 0.95], "recall@0.99")
+    assert 0.1 < thr2 <= 0.5 and info2["achieved_fpr"] == 0.5
+    # Other policies are exactly trainer.metrics.choose_threshold.
+    from trainer.metrics import choose_threshold
+
+    for policy in ("max-f1", "fpr@0.01"):
+        assert decide_threshold(y, s, policy)[0] == choose_threshold(y, s, policy)[0]
+    # A val split without defects falls back to 0.5 and says so.
+    thr3, info3 = decide_threshold([0, 0, 0], [0.1, 0.2, 0.3], "recall@0.99")
+    assert thr3 == 0.5 and "warning" in info3
+
+
+def test_per_type_recall():
+    files = [_f(0, "test"), _f(0, "test"), _f(1, "test", "crack"), _f(1, "test", "cut"), _f(1, "test", "cut")]
+    r = per_type_recall(files, [0.1, 0.9, 0.8, 0.2, 0.7], 0.5)
+    assert r == {"crack": {"n": 1, "recall": 1.0}, "cut": {"n": 2, "recall": 0.5},
+                 "good": {"n": 2, "false_alarm_rate": 0.5}}
+
+
+def test_config_round_trip_and_unknown_keys(tmp_path):
+    cfg = load_config(epochs=3, alpha=0.35, input_size=96, weights="none", name="x")
+    assert cfg.weights is None and cfg.epochs == 3
+    cfg.save(tmp_path / "config.json")
+    again = load_config(tmp_path / "config.json")
+    assert again == cfg
+    assert load_config(tmp_path / "config.json", epochs=7).epochs == 7
+    d = json.loads((tmp_path / "config.json").read_text())
+    d["epochz"] = 1
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match=r"unknown config keys \['epochz'\]"):
+        load_config(tmp_path / "bad.json")
+    for bad in (dict(alpha=0.3), dict(threshold_policy="recall@2"), dict(augment={"blur": 1}), dict(device="npu"),
+                dict(fine_tune_blocks=18), dict(input_size=16)):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad)
+
+
+def _cli(args):
+    from edge.cli import main
+
+    return CliRunner().invoke(main, ["train", *args])
+
+
+def test_cli_missing_data_folder_is_one_line_exit_2(tmp_path):
+    r = _cli(["--data", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "data folder not found" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_unknown_config_key_and_empty_class(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"epochs": 1, "learnin_rate": 0.1}))
+    r = _cli(["--config", str(tmp_path / "c.json")])
+    assert r.exit_code == 2 and "learnin_rate" in r.output and "Traceback" not in r.output
+    root = tmp_path / "data"
+    (root / "train" / "good").mkdir(parents=True)
+    (root / "test" / "crack").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(root / "train" / "good" / "a.png")
+    r = _cli(["--data", str(root)])
+    assert r.exit_code == 2 and "crack" in r.output and "no images" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_mode_anomaly_dispatches_to_anomaly_trainer(monkeypatch, tmp_path):
+    import trainer.anomaly as anomaly
+    from trainer.cli import dispatch
+
+    seen = []
+    monkeypatch.setattr(anomaly, "train_anomaly", lambda cfg: seen.append(cfg) or tmp_path)
+    cfg = TrainConfig(mode="anomaly", data=str(tmp_path))
+    assert dispatch(cfg) == tmp_path and seen == [cfg]
