@@ -140,7 +140,9 @@ def compile_model(int8_path, out_path, allow_cpu_ops=False, timeout=600, progres
             raise CompilerMissing(f"{compiler}: cannot run ({exc.strerror or exc}); {INSTALL_HINT}") from None
         log_file = Path(tmp) / "model_int8_edgetpu.log"
         text = proc.stdout + "\n" + proc.stderr
-        if log_file.is_file():
+        parsed = parse_log(text)
+        if log_file.is_file() and not parsed["ops"]:
+            # -s prints the op table; without it only the .log file has it (never parse both: rows would double).
             text += "\n" + log_file.read_text(errors="replace")
         compiled = Path(tmp) / "model_int8_edgetpu.tflite"
         if proc.returncode != 0 or not compiled.is_file():

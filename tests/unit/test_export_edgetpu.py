@@ -131,7 +131,7 @@ def test_cpu_fallback_fails_loudly_unless_allowed(standin, int8_model, monkeypat
     with pytest.raises(edgetpu.EdgeTPUFallback) as exc:
         edgetpu.compile_model(int8_model, int8_model.parent / "model_int8_edgetpu.tflite")
     msg = str(exc.value)
-    assert "2 of 54 ops would run on the CPU" in msg and "MEAN x2" in msg and "--allow-cpu-ops" in msg
+    assert "2 of 54 ops would run on the CPU" in msg and msg.count("MEAN x2") == 1 and "--allow-cpu-ops" in msg
     data, parsed = edgetpu.compile_model(int8_model, int8_model.parent / "x.tflite", allow_cpu_ops=True)
     assert parsed["ops_on_cpu"] == 2 and parsed["cpu_ops"][0]["op"] == "MEAN"
 
