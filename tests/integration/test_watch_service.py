@@ -283,3 +283,23 @@ def test_mqtt_sink_reconnects_and_delivers_what_was_queued_while_the_broker_was_
         if broker is not None:
             broker.terminate()
             broker.wait(5)
+
+
+def test_anomaly_reject_gets_a_heat_map_overlay(tmp_path, tiny_anomaly_tflite):
+    import numpy as np
+    from PIL import Image
+
+    cam, rej = tmp_path / "cam", tmp_path / "rej"
+    cam.mkdir()
+    img = np.full((64, 64, 3), 60, np.uint8)
+    img[8:24, 8:24] = 250  # a bright patch: anomalous for the tiny anomaly model
+    Image.fromarray(img).save(cam / "spot.png")
+    write_png(cam / "plain.png", (60, 60, 60))
+    svc = Service(WatchConfig(model=str(tiny_anomaly_tflite), source=str(cam), rejects=str(rej), poll=0.02,
+                              quiet=True, max_items=2))
+    summary = svc.run(install_signals=False)
+    assert summary["failed"] == 1 and summary["passed"] == 1 and summary["reject_errors"] == 0
+    files = sorted(os.listdir(rej))
+    assert len(files) == 2 and files[0].endswith("_spot.png") and files[1].endswith("_spot_overlay.png")
+    overlay = np.asarray(Image.open(rej / files[1]))
+    assert overlay.shape == (64, 64, 3) and not np.array_equal(overlay, img)

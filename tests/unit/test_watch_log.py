@@ -56,3 +56,20 @@ def test_every_line_is_on_disk_before_write_returns(tmp_path):
     # another process (a tailing dashboard) sees the complete line without close()
     assert json.loads(path.read_text().splitlines()[0])["source"] == "a"
     log.close()
+
+
+def test_history_remembers_handled_files_and_files_left_queued_at_stop(tmp_path):
+    from edge.watch.service import history
+
+    path = tmp_path / "r.jsonl"
+    log = JsonlLog(path)
+    log.write({"source": "/c/a.png", "status": "ok"})
+    log.write({"source": "/c/b.png", "status": "error", "error": "corrupt"})
+    log.write({"source": "video:3", "status": "dropped"})
+    log.write({"event": "stop", "pending": ["/c/c.png", "/c/d.png"]})
+    log.write({"source": "/c/d.png", "status": "ok"})  # inspected by a later run
+    log.close()
+    done, carry = history(path)
+    assert done == {"/c/a.png", "/c/b.png", "/c/d.png"}
+    assert carry == {"/c/c.png"}  # queued but never inspected: the next run must not skip it
+    assert history(None) == (set(), set())
