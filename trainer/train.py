@@ -74,6 +74,9 @@ def per_type_recall(files, scores, threshold):
     return out
 
 
+MARGIN = 1e-3
+
+
 def decide_threshold(y_val, s_val, policy):
     """``trainer.metrics.choose_threshold``, then for ``recall@R``: as low as val false alarms allow.
 
@@ -82,7 +85,7 @@ def decide_threshold(y_val, s_val, policy):
     protocol), that is the score of the weakest val defect, and unseen defects often
     score lower: on the synthetic hazelnuts it missed half the test defects. Catching
     defects comes first, so the threshold is lowered to just above the highest good
-    val score that it already let through (same val false alarms, more defects caught).
+    val score that it already let through (same val false alarms, more defects caught), plus :data:`MARGIN`.
     """
     from trainer.metrics import choose_threshold
 
@@ -92,7 +95,8 @@ def decide_threshold(y_val, s_val, policy):
     y, s = np.asarray(y_val).astype(int).ravel(), np.asarray(s_val, dtype=np.float64).ravel()
     good = np.sort(s[y == 0])[::-1]
     allowed = int(np.sum(good >= thr))              # false alarms the recall threshold already has
-    floor = float(np.nextafter(good[allowed], np.inf)) if allowed < len(good) else float("-inf")
+    # A small margin above that good score: float noise (batching, TFLite) must not flip it.
+    floor = float(good[allowed] + MARGIN) if allowed < len(good) else float("-inf")
     if floor < thr:
         pos = s[y == 1]
         info.update(policy_threshold=float(thr), lowered_to_good_margin=True,
@@ -243,10 +247,6 @@ def train_classifier(cfg, echo=None) -> Path:
 
     echo = echo or click.echo
     t_start = time.time()
-    from trainer.tfutil import import_tf
-
-    # Keras's per-model predict() retrace notice is expected here (bottom, top, full model) and only noise.
-    import_tf().get_logger().setLevel("ERROR")
     timing = {}
     manifest, root, manifest_src = resolve_manifest(cfg, echo)
     from trainer.split import split_items
@@ -262,6 +262,10 @@ def train_classifier(cfg, echo=None) -> Path:
 
     keras = import_keras()
     from trainer.devices import enable_mixed_precision, select_strategy
+    from trainer.tfutil import import_tf
+
+    # Keras's per-model predict() retrace notice is expected here (bottom, top, full model) and only noise.
+    import_tf().get_logger().setLevel("ERROR")
 
     choice = select_strategy(cfg.device, cfg.tpu)
     echo(f"device: {choice.description}")

@@ -1,0 +1,100 @@
+"""Classifier training variants: threshold policies, honesty warnings, --config re-runs, errors."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.fixtures.trainer import tiny_train_config
+
+pytestmark = pytest.mark.slow
+
+CHEAP = dict(epochs=4, fine_tune_epochs=0, aug_copies=0)
+
+
+def _val_scores(run_dir):
+    from trainer.dataset import load_batch
+    from trainer.layers import load_model
+    from trainer.split import split_items
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    files = split_items(manifest, "val")
+    x = load_batch([f["abspath"] for f in files], 96).astype(np.float32)
+    s = load_model(run_dir / "model.keras").predict(x, verbose=0)["defect"][:, 0]
+    return np.array([f["label"] for f in files]), s
+
+
+def test_threshold_policy_end_to_end(tiny_manifest_supervised, tmp_path):
+    from trainer.metrics import choose_threshold
+    from trainer.train import train_classifier
+
+    policy = "fpr@0.01"   # recall@0.99 is the shared fixture's; max-f1 is choose_threshold's (unit test)
+    root, manifest = tiny_manifest_supervised
+    run = train_classifier(tiny_train_config(root, manifest, tmp_path, threshold_policy=policy, **CHEAP),
+                           echo=lambda *_: None)
+    info = json.loads((run / "run.json").read_text())
+    assert info["threshold_policy"] == policy
+    y, s = _val_scores(run)
+    expected, _ = choose_threshold(y, s, policy)
+    assert info["threshold"] == pytest.approx(expected, abs=1e-5)
+    if True:
+        # 6 good val images: no false alarm allowed (1e-5: batch-composition float noise on a reload)
+        assert not np.any(s[y == 0] >= info["threshold"] + 1e-5)
+
+
+def test_single_class_model_and_val_without_defects_warn_loudly(tiny_manifest_supervised, tmp_path):
+    """Random-init backbone -> constant features -> one class; val holds no defect -> threshold 0.5.
+
+    Training still finishes and writes the run, but says so on screen and in metrics.json.
+    """
+    from trainer.split import load_manifest, manifest_hash, save_manifest
+    from trainer.train import train_classifier
+
+    root, manifest = tiny_manifest_supervised
+    m = load_manifest(manifest)
+    for f in m["files"]:
+        if f["split"] == "val" and f["label"] == 1:
+            f["split"] = "train"
+    m["sha256"] = manifest_hash(m["files"])
+    save_manifest(m, tmp_path / "noval.json")
+    lines = []
+    run = train_classifier(tiny_train_config(root, tmp_path / "noval.json", tmp_path, alpha=0.35, weights=None,
+                                             **CHEAP), echo=lines.append)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["threshold"] == 0.5
+    warnings = metrics["warnings"]
+    assert any(w.startswith("val: no defective image") for w in warnings), warnings
+    assert any(w.startswith("threshold:") for w in warnings), warnings
+    assert any(w.startswith("test: SINGLE-CLASS MODEL") for w in warnings), warnings
+    assert any(line.startswith("\x1b") or line.startswith("WARNING") for line in lines if "SINGLE-CLASS" in line)
+    assert (run / "model.keras").is_file() and (run / "run.json").is_file()
+
+
+def test_config_json_reruns_the_same_training(tiny_manifest_supervised, tmp_path):
+    from edge.cli import main
+
+    root, manifest = tiny_manifest_supervised
+    args = ["--data", str(root), "--manifest", str(manifest), "--alpha", "1.0", "--input-size", "96",
+            "--weights", str(tiny_train_config(root, manifest, tmp_path).weights), "--epochs", "2",
+            "--fine-tune-epochs", "1", "--aug-copies", "1", "--project", str(tmp_path / "runs"), "--name", "cfg"]
+    r1 = CliRunner().invoke(main, ["train", *args])
+    assert r1.exit_code == 0, r1.output
+    first = tmp_path / "runs" / "cfg"
+    assert str(first) in r1.output
+    r2 = CliRunner().invoke(main, ["train", "--config", str(first / "config.json")])
+    assert r2.exit_code == 0, r2.output
+    second = tmp_path / "runs" / "cfg2"
+    assert json.loads((second / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (first, second))
+    assert m2["threshold"] == pytest.approx(m1["threshold"], abs=1e-4)
+    assert m2["test"]["auroc"] == pytest.approx(m1["test"]["auroc"], abs=1e-6)
+    assert m2["test"]["confusion_matrix"] == m1["test"]["confusion_matrix"]
+
+
+def test_weights_for_another_architecture_is_one_line_error(tiny_data, weights_no_top):
+    from edge.cli import main
+
+    r = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--defects-per-type", "2", "--alpha", "0.35",
+                                  "--input-size", "96", "--weights", str(weights_no_top)])
+    assert r.exit_code == 2, r.output
+    assert "not MobileNetV2 alpha=0.35 weights" in r.output and "Traceback" not in r.output
