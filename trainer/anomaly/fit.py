@@ -62,7 +62,7 @@ def fit_files_of(files, echo):
 
 def _progress(echo, what, t0):
     def report(done, total, *extra):
-        tail = f", farthest good patch {extra[0]:.3f}" if extra else ""
+        tail = f", coverage radius {extra[0]:.3f}" if extra else ""
         echo(f"  {what}: {done}/{total} ({time.time() - t0:.1f}s{tail})")
     return report
 
@@ -132,7 +132,8 @@ def train_anomaly(cfg, echo=None) -> Path:
 
     echo(f"anomaly: MobileNetV2 alpha {cfg.alpha} at {size[0]}x{size[1]}, taps {settings['taps']}, "
          f"fitting on {len(fit_files)} good images")
-    extractor = build_feature_extractor(cfg.alpha, size, cfg.weights, settings["taps"], settings["pool"])
+    extractor = build_feature_extractor(cfg.alpha, size, cfg.weights, settings["taps"], settings["pool"],
+                                        settings["tap_norm"])
     feats = features_of(extractor, fit_files, size, settings["batch_size"], echo, "train/good")
     grid, dim = feats.shape[1:3], int(feats.shape[-1])
     bank, coreset_s = fit_bank(feats, settings, cfg.seed, echo)
@@ -168,6 +169,7 @@ def train_anomaly(cfg, echo=None) -> Path:
                     extra={"anomaly": {"method": "patchcore-coreset", "bank_size": int(bank.shape[0]),
                                        "feature_dim": dim, "map_size": [int(grid[0]), int(grid[1])],
                                        "taps": settings["taps"], "pool": settings["pool"],
+                                       "tap_norm": settings["tap_norm"],
                                        "raw_threshold": t, "raw_scale": s, "fit_images": len(fit_files),
                                        "fit_patches": n_patches, "fit_seconds": round(fit_seconds, 2)}})
     atomic_write_json(run_dir / "calibration.json", cal)

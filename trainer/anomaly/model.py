@@ -20,7 +20,8 @@ from trainer.tfutil import import_keras
 DEFAULT_TAPS = ("block_5_add", "block_12_add")  # strides 8 and 16: mid-level texture + part structure
 
 
-def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3):
+def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
+                            tap_norm=True):
     """Input raw pixels (None, H, W, 3) -> unit patch features (None, h, w, D)."""
     keras = import_keras()
     from edge.preprocess import OFFSET, SCALE, as_hw
@@ -46,7 +47,8 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     for i, f in enumerate(feats):
         # Unit length per tap: each depth weighs the same whatever its activation range, and
         # every tap leaves int8 with the same fixed [-1, 1] scale, so the concat loses nothing.
-        f = L.L2Normalize(name=f"unit_tap_{i}")(f)
+        if tap_norm:
+            f = L.L2Normalize(name=f"unit_tap_{i}")(f)
         if (f.shape[1], f.shape[2]) != (gh, gw):
             f = keras.layers.Resizing(gh, gw, interpolation="bilinear", name=f"to_grid_{i}")(f)
         resized.append(f)

@@ -4,6 +4,7 @@ Keys (all optional)::
 
     taps         ["block_5_add", "block_12_add"]  MobileNetV2 layers whose outputs are the patch
                  features (first = the map grid; stride 8 and 16 at any input size)
+    tap_norm     true   L2-normalise each tap before the concat (equal weight per depth)
     pool         3      local average window over the feature grid (1 = off)
     bank_size    2048   memory-bank rows kept by the greedy coreset (int8: bank_size * D bytes)
     proj_dim     128    random-projection width used while choosing the coreset
@@ -22,6 +23,7 @@ from trainer.config import ConfigError
 DEFAULTS = {
     "taps": ["block_5_add", "block_12_add"],
     "pool": 3,
+    "tap_norm": True,
     "bank_size": 2048,
     "proj_dim": 128,
     "quantile": 0.99,
@@ -67,4 +69,5 @@ def anomaly_settings(raw) -> dict:
     if s["span"] <= 0:
         bad("span", "must be > 0")
     s["save_maps"] = bool(s["save_maps"])
+    s["tap_norm"] = bool(s["tap_norm"])
     return s
