@@ -698,8 +698,8 @@ def table_rows(result) -> list:
         lb = (row.get("litert_benchmark") or {}).get("avg_ms")
         out.append([
             row["title"], _f(row["size_mb"], "{:.2f}"),
-            f"{_f(a['auroc'])} [{_f(ci[0], '{:.2f}')}-{_f(ci[1], '{:.2f}')}]",
-            f"{_f(a['balanced_accuracy'])} [{_f(bci[0], '{:.2f}')}-{_f(bci[1], '{:.2f}')}]",
+            f"{_f(a['auroc'])} [{_f(ci[0])}-{_f(ci[1])}]",
+            f"{_f(a['balanced_accuracy'])} [{_f(bci[0])}-{_f(bci[1])}]",
             _f(a["recall"]["defective"]),
             f"{_f(a['accuracy'])} ({_f(a['majority_baseline'])})",
             _f(lat.get("p50"), "{:.2f}"), _f(lat.get("p95"), "{:.2f}"),

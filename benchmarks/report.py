@@ -30,11 +30,11 @@ def _plt():
     return plt
 
 
-def _save(fig, path):
+def _save(fig, path, dpi=100):
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     _plt().close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
@@ -157,7 +157,13 @@ def plot_samples(result, path, ts, raw, n=16):
     right = np.flatnonzero(pred == y)
     # Wrong ones by how confidently wrong, then a mix of right ones from both classes.
     wrong = wrong[np.argsort(-np.abs(scores[wrong] - thr))]
-    right_pos, right_neg = [i for i in right if y[i]], [i for i in right if not y[i]]
+    right_neg = [i for i in right if not y[i]]
+    # Correct defect examples round-robin over the types, so every kind of defect appears.
+    by_type = {}
+    for i in right:
+        if y[i]:
+            by_type.setdefault(ts.types[i], []).append(i)
+    right_pos = [q[k] for k in range(max(map(len, by_type.values()), default=0)) for q in by_type.values() if k < len(q)]
     mixed = [x for pair in zip(right_pos, right_neg) for x in pair] + right_pos[len(right_neg):] + right_neg[len(right_pos):]
     order = list(wrong) + mixed
     order = order[:n]
@@ -180,7 +186,7 @@ def plot_samples(result, path, ts, raw, n=16):
         pt = raw[v].get("pred_types")
         if pt is not None and pred[i] and pt[i]:
             extra = f" ({pt[i]})"
-        ax.set_title(f"true: {ts.types[i]}\npred: {verdict}{extra}  score {scores[i]:.2f}", fontsize=8,
+        ax.set_title(f"true: {ts.types[i]}\npred: {verdict}{extra}  score {scores[i]:.3f}", fontsize=8,
                      color="black" if ok else "red")
         for s in ax.spines.values():
             s.set_visible(True)
@@ -193,7 +199,7 @@ def plot_samples(result, path, ts, raw, n=16):
     fig.suptitle(f"{result['variants'][v]['title']}: {n_wrong} of {len(y)} misclassified (shown first, red); "
                  f"threshold {thr:.3g}" + ("; heat map = anomaly map" if maps is not None else ""), fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, dpi=72)  # photos compress poorly; keeps report.html e-mailable
 
 
 def write_plots(result, out, ts=None, raw=None) -> dict:
