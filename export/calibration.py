@@ -161,22 +161,25 @@ def calibration_set(run_dir, manifest, size, calib_size=DEFAULT_CALIB_SIZE, seed
         if f["abspath"] in kept_set:
             counts[str(f.get("type"))] = counts.get(str(f.get("type")), 0) + 1
     info = {"split": "train", "n": int(len(images)), "requested": int(calib_size), "seed": int(seed),
-            "per_type": counts, "skipped": skipped, "extremes": ["all-0", "all-255"]}
+            "per_type": counts, "skipped": skipped, "input_range_pins": "one pixel at 0 and one at 255"}
     return images, info
 
 
 def representative_dataset(images):
-    """Converter callback: every image once (float raw pixels, batch 1), then an all-0 and an all-255 frame.
+    """Converter callback: every image once (float raw pixels, batch 1), the first one twice more with a
+    single pixel set to 0 and to 255.
 
-    The two extremes pin the input range to exactly 0..255 so the uint8 input
-    quantization becomes scale 1.0 / zero-point 0 (raw pixels, no device-side math).
+    The two pinned pixels fix the input range to exactly 0..255, so the uint8 input
+    quantization becomes scale 1.0 / zero-point 0 (raw pixels, no device-side math). One
+    pixel barely moves any internal activation; whole black/white frames would stretch the
+    ranges of every layer and cost int8 precision everywhere.
     """
-    h, w = images.shape[1:3]
-
     def gen():
         for img in images:
             yield [img[None].astype(np.float32)]
-        yield [np.zeros((1, h, w, 3), np.float32)]
-        yield [np.full((1, h, w, 3), 255.0, np.float32)]
+        for value in (0.0, 255.0):
+            pinned = images[0][None].astype(np.float32)
+            pinned[0, 0, 0, :] = value
+            yield [pinned]
 
     return gen

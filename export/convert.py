@@ -265,6 +265,9 @@ def export_run(run_dir, variants=VARIANTS, calib_size=calibration.DEFAULT_CALIB_
         entry = _entry(variant, data, meta, res, no_fail)
         path = out_dir / entry["file"]
         atomic_write_bytes(path, data)
+        stale = out_dir / f"model_{variant}.failed.tflite"
+        if path != stale and stale.exists():
+            stale.unlink()  # an earlier failed attempt must not linger beside the good file
         entry["seconds"] = round(time.time() - t, 2)
         report["variants"][variant] = entry
         if say:

@@ -76,12 +76,15 @@ def test_skip_bad_keeps_the_rest_with_a_warning_each(tmp_path):
     assert arr[2].mean() == pytest.approx(80, abs=1)  # order (and so labels) preserved
 
 
-def test_representative_dataset_adds_black_and_white_frames():
+def test_representative_dataset_pins_the_input_range_with_single_pixels():
     imgs = np.full((3, 8, 8, 3), 100, np.uint8)
     frames = [f[0] for f in calibration.representative_dataset(imgs)()]
     assert len(frames) == 5
     assert all(f.shape == (1, 8, 8, 3) and f.dtype == np.float32 for f in frames)
-    assert frames[-2].max() == 0 and frames[-1].min() == 255
+    allpix = np.concatenate([f.ravel() for f in frames])
+    assert allpix.min() == 0 and allpix.max() == 255  # the input range is exactly 0..255
+    for f in frames[-2:]:
+        assert (f != 100).sum() == 3  # one pixel changed: internal activation ranges stay realistic
 
 
 def test_manifest_root_relative_to_run_dir(tmp_path):
