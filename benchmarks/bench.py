@@ -334,6 +334,10 @@ def bench_tflite(path, ts, threads, warmup, repeats, progress=True, model=None):
     }
 
 
+def _lb_cmd(path, threads):
+    return f"litert-benchmark --model {Path(path).name} --num_threads {threads}"
+
+
 def litert_benchmark_ms(path, threads, warmup, repeats, timeout=300):
     """Average ms from the ``litert-benchmark`` tool that ships with ai-edge-litert (or why not)."""
     exe = shutil.which("litert-benchmark")
@@ -350,12 +354,12 @@ def litert_benchmark_ms(path, threads, warmup, repeats, timeout=300):
         if out_json.is_file():
             lat = json.loads(out_json.read_text()).get("latency", {})
             return {"avg_ms": lat.get("avg_ms"), "median_ms": lat.get("median_ms"), "p95_ms": lat.get("p95_ms"),
-                    "init_ms": lat.get("init_ms"), "num_runs": lat.get("num_runs"), "command": " ".join(cmd[:5])}
+                    "init_ms": lat.get("init_ms"), "num_runs": lat.get("num_runs"), "command": _lb_cmd(path, threads)}
         text = (proc.stdout or "") + (proc.stderr or "")
         for line in text.splitlines():
             if "Inference (avg)" in line:
                 try:
-                    return {"avg_ms": float(line.split(":", 1)[1].split("ms")[0]), "command": " ".join(cmd[:5])}
+                    return {"avg_ms": float(line.split(":", 1)[1].split("ms")[0]), "command": _lb_cmd(path, threads)}
                 except ValueError:
                     pass
         last = text.strip().splitlines()[-1] if text.strip() else f"exit {proc.returncode}"
