@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tests.fixtures.common import ROOT
+from tests.fixtures.trainer import tiny_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -64,3 +65,33 @@ def test_cpu_and_auto_choose_default_and_gpu_without_gpu_is_a_clear_error():
         select_strategy("gpu")
     with pytest.raises(DeviceError, match="unknown"):
         select_strategy("npu")
+
+
+def test_accelerator_path_trains_on_images_with_mixed_precision_and_saves_float32(
+        tiny_manifest_supervised, tmp_path, monkeypatch):
+    """The GPU/TPU branch (tf.data + on-the-fly augmentation + mixed_float16), run on CPU by a stand-in choice."""
+    import keras
+
+    import trainer.devices as devices
+    from trainer.train import train_classifier
+
+    real = devices.select_strategy
+
+    def as_if_gpu(device="auto", tpu=None):
+        choice = real("cpu")
+        choice.kind, choice.mixed_precision, choice.description = "gpu", True, "stand-in GPU"
+        return choice
+
+    monkeypatch.setattr(devices, "select_strategy", as_if_gpu)
+    root, manifest = tiny_manifest_supervised
+    lines = []
+    run = train_classifier(tiny_train_config(root, manifest, tmp_path, epochs=1, fine_tune_epochs=1, batch_size=8),
+                           echo=lines.append)
+    assert keras.mixed_precision.global_policy().name == "float32"      # restored after training
+    assert not any(line.startswith("cache:") for line in lines)          # no feature cache on accelerators
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["histories"]) == {"head", "fine_tune"} and m["device"] == "stand-in GPU"
+    from trainer.layers import load_model
+
+    model = load_model(run / "model.keras")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
