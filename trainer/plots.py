@@ -47,6 +47,7 @@ def plot_curves(histories, path, title="training"):
         if ax.lines:
             ax.legend(fontsize=8)
     fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -63,13 +64,16 @@ def plot_confusion(reports, path, title="defective vs good"):
         cm = rep["confusion_matrix"]["rows_true_cols_pred"]
         labels = rep["confusion_matrix"]["labels"]
         ax.imshow(cm, cmap="Blues")
+        top = max(max(row) for row in cm) or 1
         for i in range(2):
             for j in range(2):
-                ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=14)
+                ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=14,
+                        color="white" if cm[i][j] > top / 2 else "black")
         ax.set_xticks([0, 1], [f"pred {x}" for x in labels])
         ax.set_yticks([0, 1], [f"true {x}" for x in labels])
         ax.set_title(f"{name}: bal.acc {rep['balanced_accuracy']:.3f}, AUROC {rep['auroc']:.3f}\n"
                      f"(majority baseline {rep['majority_baseline']:.3f}, threshold {rep['threshold']:.3g})",
                      fontsize=9)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.03)
+    fig.tight_layout()
     return _save(fig, path)
