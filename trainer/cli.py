@@ -40,7 +40,9 @@ def _abspath(p):
 @click.option("--seed", type=int)
 @click.option("--project", help="Parent folder of run folders (default runs/train).")
 @click.option("--name", help="Run folder name; numbered exp, exp2, ... when taken.")
-def train(data, manifest, mode, config_path, no_augment, **overrides):
+@click.option("--save-maps", is_flag=True, default=False,
+              help="Anomaly mode: write heat-map overlays of test images to RUN/maps/.")
+def train(data, manifest, mode, config_path, no_augment, save_maps, **overrides):
     """Train a MobileNetV2 defect classifier (or an anomaly model) and save a run folder.
 
     \b
@@ -59,6 +61,8 @@ def train(data, manifest, mode, config_path, no_augment, **overrides):
         overrides["aug_copies"] = 0
         overrides["augment"] = {"flip": False, "rotation": 0, "zoom": 0, "brightness": 0, "contrast": 0}
     cfg = load_config(config_path, **overrides)
+    if save_maps:
+        cfg.anomaly = {**(cfg.anomaly or {}), "save_maps": True}
     if cfg.data and not os.path.isdir(cfg.data):
         raise EdgeInspectError(f"{cfg.data}: data folder not found; pass --data ROOT (MVTec AD layout: train/good, test/<type>)")
     run_dir = dispatch(cfg)
