@@ -35,11 +35,24 @@ def test_threshold_policy_end_to_end(tiny_manifest_supervised, tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info["threshold_policy"] == policy
     y, s = _val_scores(run)
-    expected, _ = choose_threshold(y, s, policy)
-    assert info["threshold"] == pytest.approx(expected, abs=1e-5)
-    if True:
-        # 6 good val images: no false alarm allowed (1e-5: batch-composition float noise on a reload)
-        assert not np.any(s[y == 0] >= info["threshold"] + 1e-5)
+    # Decision folded into the model: 0.5 in run.json, the policy's own threshold kept as raw_threshold.
+    assert info["threshold"] == 0.5
+    m = json.loads((run / "metrics.json").read_text())
+    # 6 good val images: no false alarm allowed, and the saved model's val verdicts are the policy's
+    # (computed here from the reloaded model's scores, which are already shifted to decide at 0.5).
+    assert not np.any(s[y == 0] >= 0.5)
+    assert m["threshold_info"]["achieved_fpr"] == 0.0
+    assert m["threshold_info"]["val_verdicts_changed_by_shift"] == 0
+    assert np.mean(s[y == 1] >= 0.5) == pytest.approx(m["threshold_info"]["achieved_recall"])
+    # The policy sat just above a good score; the raw threshold moved up into the gap.
+    assert m["threshold_info"]["placed_in_gap"]
+    assert info["raw_threshold"] > m["threshold_info"]["policy_threshold"]
+    # The verdicts equal fpr@0.01 applied to the raw scores (recovered from the saved, shifted ones).
+    from trainer.train import logit, sigmoid
+
+    raw = sigmoid(logit(s) + logit(info["raw_threshold"]))
+    expected, _ = choose_threshold(y, raw, policy)
+    assert np.array_equal(raw >= expected, s >= 0.5)
 
 
 def test_single_class_model_and_val_without_defects_warn_loudly(tiny_manifest_supervised, tmp_path):
@@ -86,7 +99,8 @@ def test_config_json_reruns_the_same_training(tiny_manifest_supervised, tmp_path
     second = tmp_path / "runs" / "cfg2"
     assert json.loads((second / "config.json").read_text()) == json.loads((first / "config.json").read_text())
     m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (first, second))
-    assert m2["threshold"] == pytest.approx(m1["threshold"], abs=1e-4)
+    assert m2["threshold"] == m1["threshold"] == 0.5
+    assert m2["raw_threshold"] == pytest.approx(m1["raw_threshold"], abs=1e-4)
     assert m2["test"]["auroc"] == pytest.approx(m1["test"]["auroc"], abs=1e-6)
     assert m2["test"]["confusion_matrix"] == m1["test"]["confusion_matrix"]
 

@@ -19,7 +19,9 @@ def test_run_folder_has_every_contract_file(tiny_classifier_run, tiny_manifest_s
     assert info["task"] == "classifier"
     assert info["labels"][0] == "good" and set(info["labels"][1:]) == {"crack", "cut", "hole", "print"}
     assert info["input_size"] == [96, 96]
-    assert info["threshold_policy"] == "recall@0.99" and 0.0 < info["threshold"] < 1.0
+    # The trained threshold lives in the model (defect head bias): the saved model decides at 0.5.
+    assert info["threshold_policy"] == "recall@0.99" and info["threshold"] == 0.5
+    assert 0.0 < info["raw_threshold"] < 1.0
     assert info["manifest_sha256"] == manifest["sha256"]
     assert (tiny_classifier_run / "labels.txt").read_text().split() == info["labels"]
     assert json.loads((tiny_classifier_run / "manifest.json").read_text())["sha256"] == manifest["sha256"]
@@ -83,3 +85,29 @@ def test_saved_model_scores_match_metrics(tiny_classifier_run):
     s = load_model(tiny_classifier_run / "model.keras").predict(x, verbose=0)["defect"][:, 0]
     m = json.loads((tiny_classifier_run / "metrics.json").read_text())
     assert auroc([f["label"] for f in files], s) == pytest.approx(m["test"]["auroc"], abs=1e-6)
+
+
+def test_saved_model_decides_at_half_exactly_where_the_raw_threshold_did(tiny_classifier_run):
+    """Folding -logit(raw threshold) into the defect bias changed no val verdict and left the gap's margin."""
+    from trainer.dataset import load_batch
+    from trainer.layers import load_model
+    from trainer.split import split_items
+    from trainer.train import logit
+
+    m = json.loads((tiny_classifier_run / "metrics.json").read_text())
+    info = m["threshold_info"]
+    assert info["val_verdicts_changed_by_shift"] == 0
+    manifest = json.loads((tiny_classifier_run / "manifest.json").read_text())
+    files = split_items(manifest, "val")
+    x = load_batch([f["abspath"] for f in files], 96).astype(np.float32)
+    s = load_model(tiny_classifier_run / "model.keras").predict(x, verbose=0)["defect"][:, 0].astype(np.float64)
+    y = np.array([f["label"] for f in files])
+    assert np.mean(s[y == 1] >= 0.5) == pytest.approx(info["achieved_recall"])
+    assert np.mean(s[y == 0] >= 0.5) == pytest.approx(info["achieved_fpr"])
+    if info.get("placed_in_gap"):
+        # On the saved scale the gap's ends sit at the recorded logit margins below and above 0.
+        lo, hi = (logit(v) - logit(info["raw_threshold"]) for v in info["gap"])
+        assert (-lo, hi) == pytest.approx(tuple(info["margin_logit"]), rel=1e-6) and lo < 0 < hi
+        # No val score lies inside the gap, so none sits near the decision.
+        z = logit(s)
+        assert not np.any((z > lo + 1e-4) & (z < hi - 1e-4)), (z, lo, hi)

@@ -48,23 +48,55 @@ def test_check_split_errors_are_one_line_and_say_what_to_do():
         check_split({**ok, "val": []}, "m.json")
 
 
-def test_recall_threshold_is_lowered_to_the_good_margin_only():
+def test_recall_threshold_sits_a_logit_margin_above_the_good_val_scores():
+    from trainer.train import GOOD_MARGIN_LOGIT, logit
+
     y = [0, 0, 0, 0, 1, 1]
     s = [0.01, 0.05, 0.10, 0.20, 0.85, 0.90]
     thr, info = decide_threshold(y, s, "recall@0.99")
-    assert info["policy_threshold"] == 0.85 and thr == pytest.approx(0.20 + 1e-3)
+    assert info["policy_threshold"] == 0.85 and info["placed_in_gap"]
+    assert (info["highest_good_val_score"], info["weakest_caught_defect_val_score"]) == (0.20, 0.85)
+    # GOOD_MARGIN_LOGIT above the highest good score (not 0.001 above it), the rest of the gap towards the defect.
+    assert logit(thr) - logit(0.20) == pytest.approx(GOOD_MARGIN_LOGIT)
+    assert info["margin_logit"] == pytest.approx([GOOD_MARGIN_LOGIT, logit(0.85) - logit(0.20) - GOOD_MARGIN_LOGIT])
     assert info["achieved_recall"] == 1.0 and info["achieved_fpr"] == 0.0
+    # A narrow gap (0.45..0.60 is 0.6 logit): the margin is capped at its middle, equal logit distance to both ends.
+    thr5, info5 = decide_threshold([0, 0, 1, 1], [0.1, 0.45, 0.6, 0.9], "recall@0.99")
+    assert logit(thr5) - logit(0.45) == pytest.approx(logit(0.6) - logit(thr5))
+    # A wide gap (the usual case): GOOD_MARGIN_LOGIT above the highest good score, far below the defect.
+    thr4, info4 = decide_threshold([0] * 20 + [1, 1], [0.001 * i for i in range(20)] + [0.97, 0.99], "recall@0.99")
+    assert logit(thr4) - logit(0.019) == pytest.approx(GOOD_MARGIN_LOGIT)
+    assert 0.019 + 1e-3 < thr4 < 0.97 and info4["margin_logit"][1] > GOOD_MARGIN_LOGIT
     # The false alarms the policy threshold already had are kept, not added to.
     thr2, info2 = decide_threshold([0, 0, 1, 1], [0.1, 0.9, 0.5, 0.95], "recall@0.99")
-    assert 0.1 < thr2 <= 0.5 and info2["achieved_fpr"] == 0.5
-    # Other policies are exactly trainer.metrics.choose_threshold.
-    from trainer.metrics import choose_threshold
-
-    for policy in ("max-f1", "fpr@0.01"):
-        assert decide_threshold(y, s, policy)[0] == choose_threshold(y, s, policy)[0]
+    assert 0.1 < thr2 < 0.5 and info2["achieved_fpr"] == 0.5 and info2["achieved_recall"] == 1.0
     # A val split without defects falls back to 0.5 and says so.
     thr3, info3 = decide_threshold([0, 0, 0], [0.1, 0.2, 0.3], "recall@0.99")
     assert thr3 == 0.5 and "warning" in info3
+
+
+def test_other_policies_keep_their_val_verdicts_but_leave_the_score_they_sat_on():
+    from trainer.metrics import choose_threshold
+
+    y = np.array([0, 0, 0, 0, 1, 1, 0, 1])
+    s = np.array([0.01, 0.05, 0.10, 0.20, 0.85, 0.90, 0.5, 0.3])
+    for policy in ("max-f1", "fpr@0.01", "fpr@0.3"):
+        base, _ = choose_threshold(y, s, policy)
+        thr, info = decide_threshold(y, s, policy)
+        assert np.array_equal(s >= thr, s >= base), policy
+        assert info["placed_in_gap"] and thr not in s, (policy, thr)
+        lo, hi = info["gap"]
+        assert lo < thr < hi and not np.any((s > lo) & (s < hi)), (policy, info)
+        assert min(info["margin_logit"]) > 0.1, (policy, info)
+
+
+def test_gap_placement_in_logit_space_survives_saturated_scores():
+    from trainer.train import in_gap, mid_gap
+
+    assert mid_gap(0.2, 0.8) == pytest.approx(0.5) and in_gap(0.2, 0.8, 0.25) < 0.5
+    assert in_gap(0.001, 0.999, margin_logit=0.0) == pytest.approx(0.001)
+    t = mid_gap(1 - 1e-15, 1.0)   # both clip to the same logit: falls back to the plain midpoint
+    assert 1 - 1e-15 < t <= 1.0
 
 
 def test_per_type_recall():
