@@ -631,13 +631,10 @@ def _read_run_json(run_dir):
 
 # ------------------------------------------------------------------------------------ comparison
 def load_reference(path) -> dict:
+    from edge.atomic import read_json
+
     p = Path(path)
-    if not p.is_file():
-        raise BenchError(f"{p}: reference results not found; pass a bench.json or a file under benchmarks/results/")
-    try:
-        ref = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{p}: not valid JSON ({exc})") from None
+    ref = read_json(p, BenchError, missing="reference results not found; pass a bench.json or a file under benchmarks/results/")
     if "variants" not in ref:
         raise BenchError(f"{p}: not a bench result (no 'variants'); pass a bench.json written by 'edgeinspect bench'")
     return ref

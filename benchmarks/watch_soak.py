@@ -20,7 +20,6 @@ for a real one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess

@@ -65,3 +65,25 @@ def new_run_dir(project="runs/train", name="exp") -> Path:
             return candidate
         except FileExistsError:
             n += 1
+
+
+def read_json(path, error=None, missing=None, fix=None):
+    """Read a JSON file that another stage wrote, with one-line errors naming the file.
+
+    ``error`` is the EdgeInspectError subclass to raise, ``missing`` replaces the
+    "file not found" text, ``fix`` is appended to the damaged-file message.
+    """
+    import json
+
+    from edge.errors import EdgeInspectError
+
+    error = error or EdgeInspectError
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: {missing or 'file not found'}")
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{p}: not valid JSON ({exc})" + (f"; {fix}" if fix else "")) from None
+    except OSError as exc:
+        raise error(f"{p}: cannot read ({exc.strerror or exc})") from None

@@ -170,7 +170,7 @@ def render(r) -> list:
                  "not found (install libedgetpu1-std from Coral's apt repo to use an Edge TPU)"))
     lines.append(f"edge tpu devices  {', '.join(r['edgetpu_devices']) or 'none detected'}")
     c = r["edgetpu_compiler"]
-    lines.append(f"edgetpu_compiler  " + (f"{c['path']} ({c['version']})" if c["installed"] else
+    lines.append("edgetpu_compiler  " + (f"{c['path']} ({c['version']})" if c["installed"] else
                                           "not installed (x86-64 Linux only; needed to compile, not to run)"))
     lines.append(f"opencv            {_yes(r['opencv']['installed'], r['opencv']['version'])} (cameras, videos)")
     lines.append(f"picamera2         {_yes(r['picamera2']['installed'], r['picamera2']['version'])}")

@@ -18,7 +18,6 @@ Every file is written atomically; a variant that fails parity is kept aside as
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import time
 from pathlib import Path
 

@@ -7,7 +7,6 @@ unless the caller allows it.
 """
 from __future__ import annotations
 
-import os
 import platform
 import re
 import shutil

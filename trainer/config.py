@@ -8,7 +8,6 @@ checked before any image is read.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,13 +172,10 @@ def load_config(path=None, **overrides) -> TrainConfig:
     """Config from a JSON file (or defaults), then command-line ``overrides`` on top."""
     base = {}
     if path is not None:
+        from edge.atomic import read_json
+
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            base = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{p}: not valid JSON ({exc})") from None
+        base = read_json(p, ConfigError, missing="config file not found")
         cfg = TrainConfig.from_dict(base, source=os.fspath(p))
     else:
         cfg = TrainConfig()

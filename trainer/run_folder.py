@@ -6,11 +6,10 @@ guess: one file says what task, labels, input size and threshold the model has.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 
 from edge import __version__
-from edge.atomic import atomic_write_json, atomic_write_text
+from edge.atomic import atomic_write_json, atomic_write_text, read_json
 from edge.errors import EdgeInspectError
 from edge.preprocess import as_hw, describe
 
@@ -49,13 +48,8 @@ def write_run_files(run_dir, *, cfg, manifest, task, labels, input_size, thresho
 
 def read_run(run_dir) -> dict:
     run_dir = Path(run_dir)
-    p = run_dir / "run.json"
-    if not p.is_file():
-        raise RunError(f"{run_dir}: not a finished edgeinspect run (no run.json); train one with 'edgeinspect train'")
-    try:
-        info = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{p}: damaged ({exc}); re-run training") from None
+    info = read_json(run_dir / "run.json", RunError, fix="re-run training",
+                     missing="not a finished edgeinspect run (no run.json); train one with 'edgeinspect train'")
     if not (run_dir / "model.keras").is_file():
         raise RunError(f"{run_dir}: run folder has no model.keras; re-run training")
     return info
