@@ -8,10 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def convert(model, representative=None, int8=False):
+def convert(model, representative=None, int8=False, bias_correct=True, info=None):
     """TFLite bytes of a batch-1 copy of ``model``; ``int8`` = full-integer with uint8 input/output.
 
     ``representative``: uint8 (N, H, W, 3) good images (int8 only).
+    ``bias_correct``: int8 only, remove each conv's mean error against the float32 twin
+    (trainer/anomaly/bias_correct.py); ``info`` (a dict) receives its summary.
     """
     from trainer.anomaly.model import rebuild_batch1
     from trainer.tfutil import import_tf
@@ -33,7 +35,14 @@ def convert(model, representative=None, int8=False):
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.uint8
         conv.inference_output_type = tf.uint8
-    return conv.convert()
+    data = conv.convert()
+    if int8 and bias_correct:
+        from trainer.anomaly.bias_correct import correct_bias
+
+        data, summary = correct_bias(data, tf.lite.TFLiteConverter.from_keras_model(b1).convert(), rep)
+        if info is not None:
+            info.update(summary)
+    return data
 
 
 def output_indices(interpreter):
