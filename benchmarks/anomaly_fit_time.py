@@ -6,7 +6,7 @@ Synthesises the default hazelnut set (391 train/good at 256 px, 40 test/good, 17
 type) if DIR has none, fits on good images only with MobileNetV2 alpha 1.0 and the offline
 ImageNet weights, converts the scorer to float32 and full-integer int8 TFLite (representative
 set: 100 training good images; the int8 conv biases are then corrected against float32 on 32
-of them, trainer/anomaly/bias_correct.py) and writes benchmarks/results/anomaly_fit.json.
+of them, export/bias_correct.py) and writes benchmarks/results/anomaly_fit.json.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from export.calibration import DEFAULT_CALIB_SIZE
-from export.parity import MAX_AUROC_DROP, MIN_AGREEMENT
+from export.parity import MAX_AUROC_DROP, MIN_AGREEMENT, MIN_TYPE_AGREEMENT
 
 
 @click.command()
@@ -25,12 +25,15 @@ from export.parity import MAX_AUROC_DROP, MIN_AGREEMENT
 @click.option("--allow-cpu-ops", is_flag=True, help="Accept an Edge TPU model with ops that fall back to the CPU.")
 @click.option("--min-agreement", default=MIN_AGREEMENT, show_default=True, type=float,
               help="A variant agreeing with Keras less than this is FAILED.")
+@click.option("--min-type-agreement", default=MIN_TYPE_AGREEMENT, show_default=True, type=float,
+              help="Classifier: a variant whose defect type differs from Keras's more often (among parts Keras "
+                   "calls defective) is FAILED.")
 @click.option("--max-auroc-drop", default=MAX_AUROC_DROP, show_default=True, type=float,
               help="A variant losing more AUROC than this is FAILED.")
 @click.option("--no-fail", is_flag=True, help="Report FAILED variants but exit 0 and keep their usual file names.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the table.")
-def export(run_dir, variants, all_, extra, calib_size, seed, skip_bad, allow_cpu_ops, min_agreement, max_auroc_drop,
-           no_fail, quiet):
+def export(run_dir, variants, all_, extra, calib_size, seed, skip_bad, allow_cpu_ops, min_agreement,
+           min_type_agreement, max_auroc_drop, no_fail, quiet):
     """Export RUN_DIR (a trained run) to TFLite variants under RUN_DIR/export/, with a parity check of each."""
     from export.convert import ALL_VARIANTS, VARIANTS, export_run, parse_variants
     from export.parity import format_table
@@ -48,7 +51,7 @@ def export(run_dir, variants, all_, extra, calib_size, seed, skip_bad, allow_cpu
     assert set(chosen) <= set(ALL_VARIANTS)
     report = export_run(run_dir, variants=chosen, calib_size=calib_size, seed=seed, edgetpu=edgetpu,
                         allow_cpu_ops=allow_cpu_ops, min_agreement=min_agreement, max_auroc_drop=max_auroc_drop,
-                        progress=not quiet, no_fail=no_fail, skip_bad=skip_bad)
+                        min_type_agreement=min_type_agreement, progress=not quiet, no_fail=no_fail, skip_bad=skip_bad)
     if quiet:
         click.echo(format_table(report))
     if report["status"] == "FAILED":

@@ -145,7 +145,8 @@ def test_edgetpu_end_to_end_with_standin_compiler(export_classifier_run, tmp_pat
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("STANDIN_ARGV", str(tmp_path / "argv.txt"))
     run = _copy_run(export_classifier_run, tmp_path / "run")
-    res = CliRunner().invoke(main, ["export", str(run), "--edgetpu", "--calib-size", "12", "--min-agreement", "0.8"])
+    res = CliRunner().invoke(main, ["export", str(run), "--edgetpu", "--calib-size", "12", "--min-agreement", "0.8",
+                                  "--min-type-agreement", "0.8"])  # parity of a 96-px toy is not under test here
     assert res.exit_code == 0, res.output
     assert "52 ops on the Edge TPU, 0 on the CPU" in res.output
     compiled = run / "export" / "model_int8_edgetpu.tflite"

@@ -117,3 +117,14 @@ def test_cli_edgetpu_without_compiler(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     line = _one_line_error(CliRunner().invoke(main, ["export", str(tmp_path), "--edgetpu"]))
     assert "edgetpu_compiler" in line and "apt-get install edgetpu-compiler" in line
+
+
+def test_defect_type_agreement_has_its_own_bar():
+    base = {"agreement": 1.0, "type_agreement": 0.96, "auroc_drop": 0.0}
+    assert parity.judge(dict(base))["status"] == "OK"  # 0.96 >= the type bar 0.95, below the verdict bar 0.98
+    res = parity.judge(dict(base, type_agreement=0.90))
+    assert res["status"] == "FAILED" and res["reasons"] == ["defect-type agreement 0.9000 < 0.95"]
+    res = parity.judge(dict(base), min_type_agreement=0.99)
+    assert res["status"] == "FAILED" and "defect-type" in res["reasons"][0]
+    res = parity.judge(dict(base, agreement=0.97))
+    assert res["reasons"] == ["verdict agreement 0.9700 < 0.98"]

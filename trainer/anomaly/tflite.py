@@ -13,7 +13,7 @@ def convert(model, representative=None, int8=False, bias_correct=True, info=None
 
     ``representative``: uint8 (N, H, W, 3) good images (int8 only).
     ``bias_correct``: int8 only, remove each conv's mean error against the float32 twin
-    (trainer/anomaly/bias_correct.py); ``info`` (a dict) receives its summary.
+    (export/bias_correct.py); ``info`` (a dict) receives its summary.
     """
     from trainer.anomaly.model import rebuild_batch1
     from trainer.tfutil import import_tf
@@ -37,7 +37,7 @@ def convert(model, representative=None, int8=False, bias_correct=True, info=None
         conv.inference_output_type = tf.uint8
     data = conv.convert()
     if int8 and bias_correct:
-        from trainer.anomaly.bias_correct import correct_bias
+        from export.bias_correct import correct_bias
 
         data, summary = correct_bias(data, tf.lite.TFLiteConverter.from_keras_model(b1).convert(), rep)
         if info is not None:
