@@ -281,3 +281,27 @@ def count_table(manifest: dict) -> list:
 
 __all__ = ["PROTOCOLS", "SPLITS", "make_split", "save_manifest", "load_manifest", "split_items", "count_table",
            "file_sha256", "manifest_hash"]
+
+
+def split_for_config(cfg, echo, protocol=None):
+    """(manifest, root, source) for a training config: its ``--manifest``, or a split made now.
+
+    Both trainers start here, so a run's data always comes from one place and the
+    same errors. ``protocol`` overrides ``cfg.protocol`` (anomaly mode is good-only).
+    """
+    protocol = protocol or cfg.protocol
+    if cfg.manifest:
+        manifest = load_manifest(cfg.manifest)
+        root = Path(cfg.data) if cfg.data else Path(manifest["root"])
+        if not root.is_dir():
+            raise DataError(f"{root}: dataset folder of manifest {cfg.manifest} not found; pass --data ROOT")
+        echo(f"split: {cfg.manifest} ({manifest['protocol']}, seed {manifest['seed']})")
+        return manifest, root, str(cfg.manifest)
+    if not cfg.data:
+        raise DataError("no data: pass --data ROOT (MVTec AD layout) or --manifest M")
+    root = Path(cfg.data)
+    manifest = make_split(root, protocol, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                          defects_per_type=cfg.defects_per_type if cfg.defects_per_type is not None else 10,
+                          defects_total=cfg.defects_total, k=cfg.k, fold=cfg.fold)
+    echo(f"split: {protocol} of {root} (seed {cfg.seed}, val_fraction {cfg.val_fraction}), made now and saved in the run")
+    return manifest, root, str(root)

@@ -170,23 +170,9 @@ def split_warnings(val_rep, test_rep, thr_info):
 
 # ------------------------------------------------------------------ data
 def resolve_manifest(cfg, echo):
-    from trainer.split import load_manifest, make_split
+    from trainer.split import split_for_config
 
-    if cfg.manifest:
-        manifest = load_manifest(cfg.manifest)
-        root = Path(cfg.data) if cfg.data else Path(manifest["root"])
-        if not root.is_dir():
-            raise DataError(f"{root}: dataset folder of manifest {cfg.manifest} not found; pass --data ROOT")
-        echo(f"split: {cfg.manifest} ({manifest['protocol']}, seed {manifest['seed']})")
-        return manifest, root, cfg.manifest
-    if not cfg.data:
-        raise DataError("no data: pass --data ROOT (MVTec AD layout) or --manifest M")
-    root = Path(cfg.data)
-    manifest = make_split(root, cfg.protocol, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                          defects_per_type=cfg.defects_per_type if cfg.defects_per_type is not None else 10,
-                          defects_total=cfg.defects_total, k=cfg.k, fold=cfg.fold)
-    echo(f"split: {cfg.protocol} of {root} (seed {cfg.seed}), made now and saved in the run")
-    return manifest, root, str(root)
+    return split_for_config(cfg, echo)
 
 
 def load_split(files, root, size, echo, name):

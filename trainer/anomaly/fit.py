@@ -28,20 +28,9 @@ def _echo_fn(echo):
 
 def resolve_good_only_split(cfg, echo):
     """(manifest, root): the run's manifest, or a fresh ``good-only`` split of ``cfg.data``."""
-    from trainer.split import load_manifest, make_split
+    from trainer.split import split_for_config
 
-    if cfg.manifest:
-        manifest = load_manifest(cfg.manifest)
-        root = Path(cfg.data) if cfg.data else Path(manifest["root"])
-        if not root.is_dir():
-            raise DataError(f"{root}: dataset folder of manifest {cfg.manifest} not found; pass --data ROOT")
-        echo(f"split: {cfg.manifest} ({manifest['protocol']}, seed {manifest['seed']})")
-        return manifest, root
-    if not cfg.data:
-        raise DataError("no data: pass --data ROOT (MVTec AD layout) or --manifest M")
-    root = Path(cfg.data)
-    manifest = make_split(root, "good-only", seed=cfg.seed, val_fraction=cfg.val_fraction)
-    echo(f"split: good-only of {root} (seed {cfg.seed}, val_fraction {cfg.val_fraction}), saved in the run")
+    manifest, root, _ = split_for_config(cfg, echo, protocol="good-only")
     return manifest, root
 
 
