@@ -81,3 +81,21 @@ def describe(size) -> dict:
         "in_graph_offset": OFFSET,
         "source_of_truth": "edge.preprocess.to_model_input",
     }
+
+
+def quantize_pixels(x: np.ndarray, dtype, quantization) -> np.ndarray:
+    """Raw uint8 pixels -> a model input of ``dtype`` with TFLite ``(scale, zero_point)``.
+
+    The model's own graph scales pixels, so a float input takes the pixels as floats
+    and an integer input takes ``round(pixel / scale + zero_point)`` (identity for the
+    scale 1 / zero point 0 that export pins).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    scale, zero = quantization
+    if (scale == 1.0 or not scale) and zero == 0 and dtype == np.uint8 and x.dtype == np.uint8:
+        return x
+    q = np.rint(x.astype(np.float32) / np.float32(scale or 1.0) + np.float32(zero))
+    info = np.iinfo(dtype)
+    return np.clip(q, info.min, info.max).astype(dtype)

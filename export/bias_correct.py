@@ -24,18 +24,15 @@ def _channel_means(model_bytes, images, names):
     """{tensor name: per-channel mean (C,)} of the dequantized tensors over ``images``."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edge.preprocess import quantize_pixels
+
     it = Interpreter(model_content=bytes(model_bytes), experimental_preserve_all_tensors=True)
     it.allocate_tensors()
     det = {d["name"]: d for d in it.get_tensor_details()}
     inp = it.get_input_details()[0]
     sums = {n: 0.0 for n in names}
     for x in images:
-        v = np.asarray(x)[None]
-        if inp["dtype"] in (np.uint8, np.int8):
-            scale, zero = inp["quantization"]
-            v = np.clip(np.rint(v.astype(np.float32) / (scale or 1.0) + zero),
-                        np.iinfo(inp["dtype"]).min, np.iinfo(inp["dtype"]).max)
-        it.set_tensor(inp["index"], v.astype(inp["dtype"]))
+        it.set_tensor(inp["index"], quantize_pixels(np.asarray(x)[None], inp["dtype"], inp["quantization"]))
         it.invoke()
         for n in names:
             d = det[n]

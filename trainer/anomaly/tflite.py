@@ -11,35 +11,25 @@ import numpy as np
 def convert(model, representative=None, int8=False, bias_correct=True, info=None):
     """TFLite bytes of a batch-1 copy of ``model``; ``int8`` = full-integer with uint8 input/output.
 
-    ``representative``: uint8 (N, H, W, 3) good images (int8 only).
-    ``bias_correct``: int8 only, remove each conv's mean error against the float32 twin
-    (export/bias_correct.py); ``info`` (a dict) receives its summary.
+    Uses the exporter's own conversion (``export.convert.convert``), so this check
+    measures exactly what ships. ``representative``: uint8 (N, H, W, 3) good images
+    (int8 only). ``bias_correct``: int8 only, remove each conv's mean error against
+    the float32 twin (export/bias_correct.py); ``info`` (a dict) receives its summary.
     """
+    from export.convert import convert as export_convert
     from trainer.anomaly.model import rebuild_batch1
-    from trainer.tfutil import import_tf
 
-    tf = import_tf()
     b1 = rebuild_batch1(model)
-    conv = tf.lite.TFLiteConverter.from_keras_model(b1)
-    if int8:
-        if representative is None or len(representative) == 0:
-            raise ValueError("int8 conversion needs representative good images")
-        rep = np.asarray(representative)
-
-        def gen():
-            for i in range(len(rep)):
-                yield [rep[i:i + 1].astype(np.float32)]
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = gen
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.uint8
-        conv.inference_output_type = tf.uint8
-    data = conv.convert()
-    if int8 and bias_correct:
+    if not int8:
+        return export_convert(b1, "fp32")
+    if representative is None or len(representative) == 0:
+        raise ValueError("int8 conversion needs representative good images")
+    rep = np.asarray(representative)
+    data = export_convert(b1, "int8", rep)
+    if bias_correct:
         from export.bias_correct import correct_bias
 
-        data, summary = correct_bias(data, tf.lite.TFLiteConverter.from_keras_model(b1).convert(), rep)
+        data, summary = correct_bias(data, export_convert(b1, "fp32"), rep)
         if info is not None:
             info.update(summary)
     return data
@@ -60,6 +50,8 @@ def run(model_bytes, images, threads=None):
     """(scores (N,), maps (N, h, w)) from a TFLite scorer; dequantizes uint8/int8 outputs."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edge.preprocess import quantize_pixels
+
     it = Interpreter(model_content=model_bytes, num_threads=threads)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
@@ -67,12 +59,7 @@ def run(model_bytes, images, threads=None):
     where = output_indices(it)
     scores, maps = [], []
     for img in np.asarray(images):
-        x = img[None]
-        if inp["dtype"] in (np.uint8, np.int8):
-            scale, zero = inp["quantization"]
-            x = np.clip(np.rint(x.astype(np.float32) / (scale or 1.0) + zero),
-                        np.iinfo(inp["dtype"]).min, np.iinfo(inp["dtype"]).max)
-        it.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        it.set_tensor(inp["index"], quantize_pixels(img[None], inp["dtype"], inp["quantization"]))
         it.invoke()
         got = {}
         for key, i in where.items():
