@@ -153,8 +153,6 @@ class EdgeModel:
             self._in_mode = "raw"              # fast path; also the pycoral convention for plain models
         elif kind in "iu" and m and scale > 0:
             self._in_mode = "quantize"         # q = round(pixel / scale + zero_point)
-            info = np.iinfo(self.input_dtype)
-            self._q_lo, self._q_hi = info.min, info.max
         elif self.input_dtype == np.int8:
             self._in_mode = "shift"            # plain int8 model: pixel - 128
         else:
@@ -242,9 +240,9 @@ class EdgeModel:
             return px[None].astype(np.float32)
         if mode == "shift":
             return (px[None].astype(np.int16) - 128).astype(np.int8)
-        scale, zp = self.input_quant
-        q = np.rint(px[None].astype(np.float32) * np.float32(1.0 / scale) + np.float32(zp))
-        return np.clip(q, self._q_lo, self._q_hi).astype(self.input_dtype)
+        from edge.preprocess import quantize_pixels
+
+        return quantize_pixels(px[None], self.input_dtype, self.input_quant)
 
     def prepare(self, image) -> np.ndarray:
         """Image -> the exact input tensor, shape (1, h, w, 3), in the model's dtype."""
