@@ -1,9 +1,6 @@
 """Real conversions of tiny runs: dtypes, metadata, weights, parity failure, atomic writes, Edge TPU flow."""
 import json
-import os
 import shutil
-import stat
-import sys
 
 import numpy as np
 import pytest
@@ -134,16 +131,7 @@ def test_failure_midway_leaves_old_file_intact(export_classifier_run, tmp_path, 
     assert sorted(p.name for p in (run / "export").iterdir()) == ["model_fp32.tflite"]  # no temp or half files
 
 
-def test_edgetpu_end_to_end_with_standin_compiler(export_classifier_run, tmp_path, monkeypatch):
-    from tests.unit.test_export_edgetpu import STANDIN
-
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "edgetpu_compiler"
-    exe.write_text(STANDIN.format(python=sys.executable))
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("STANDIN_ARGV", str(tmp_path / "argv.txt"))
+def test_edgetpu_end_to_end_with_standin_compiler(export_classifier_run, standin, tmp_path, monkeypatch):
     run = _copy_run(export_classifier_run, tmp_path / "run")
     res = CliRunner().invoke(main, ["export", str(run), "--edgetpu", "--calib-size", "12", "--min-agreement", "0.8",
                                   "--min-type-agreement", "0.8"])  # parity of a 96-px toy is not under test here

@@ -1,10 +1,6 @@
 """Edge TPU orchestration with a stand-in ``edgetpu_compiler`` (the real one is x86-64 Linux only, not installable here)."""
-import json
 import os
 import shutil
-import stat
-import sys
-import textwrap
 
 import pytest
 
@@ -45,47 +41,6 @@ SOFTMAX                        1          Mapped to Edge TPU
 FULLY_CONNECTED                1          More than one subgraph is not supported
 DEQUANTIZE                     2          Operation is working on an unsupported data type
 """
-
-# Writes <out>/<stem>_edgetpu.tflite (a copy of the input) and its .log, prints a summary like the real tool.
-STANDIN = textwrap.dedent('''\
-    #!{python}
-    import os, shutil, sys
-    args = sys.argv[1:]
-    open(os.environ["STANDIN_ARGV"], "w").write("\\n".join(args))
-    assert args[0] == "-s" and args[1] == "-o", args
-    out, src = args[2], args[3]
-    stem = os.path.basename(src)[:-len(".tflite")]
-    cpu = int(os.environ.get("STANDIN_CPU_OPS", "0"))
-    if os.environ.get("STANDIN_FAIL"):
-        print("Edge TPU Compiler version 16.0.384591198"); print("ERROR: Didn't find op for builtin opcode"); sys.exit(1)
-    shutil.copyfile(src, os.path.join(out, stem + "_edgetpu.tflite"))
-    table = ["Operator                       Count      Status", "",
-             "CONV_2D                        35         Mapped to Edge TPU",
-             "DEPTHWISE_CONV_2D              17         Mapped to Edge TPU"]
-    if cpu:
-        table.append("MEAN                           %d          Operation is otherwise supported, but not mapped due to some unspecified limitation" % cpu)
-    log = "\\n".join(["Edge TPU Compiler version 16.0.384591198", "", "Model compiled successfully in 345 ms.", "",
-                     "Input model: " + src, "Number of Edge TPU subgraphs: 1",
-                     "Total number of operations: %d" % (52 + cpu), "",
-                     "Number of operations that will run on Edge TPU: 52",
-                     "Number of operations that will run on CPU: %d" % cpu, ""] + table)
-    print(log)
-    open(os.path.join(out, stem + "_edgetpu.log"), "w").write(log)
-''')
-
-
-@pytest.fixture
-def standin(tmp_path, monkeypatch):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "edgetpu_compiler"
-    exe.write_text(STANDIN.format(python=sys.executable))
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("STANDIN_ARGV", str(tmp_path / "argv.txt"))
-    monkeypatch.delenv("STANDIN_CPU_OPS", raising=False)
-    return tmp_path
-
 
 @pytest.fixture
 def int8_model(tmp_path, coral_dir):
