@@ -91,16 +91,9 @@ def _read_manifest(run_dir: Path) -> dict:
     p = run_dir / "manifest.json"
     if not p.is_file():
         raise BenchError(f"{run_dir}: run has no manifest.json, so there is no test split to benchmark on; re-run training")
-    try:
-        from trainer.split import load_manifest  # the owner's reader checks the hash and layout
-    except ImportError:
-        load_manifest = None
-    if load_manifest is not None:
-        return load_manifest(p)
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{p}: damaged ({exc}); re-run training") from None
+    from trainer.split import load_manifest  # the owner's reader checks the hash and layout
+
+    return load_manifest(p)
 
 
 def _resolve_root(manifest: dict, run_dir: Path) -> Path:
