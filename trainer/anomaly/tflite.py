@@ -35,28 +35,18 @@ def convert(model, representative=None, int8=False, bias_correct=True, info=None
     return data
 
 
-def output_indices(interpreter):
-    """{"score": i, "map": j}: positions in get_output_details(), found by shape (score is (1, 1))."""
-    details = interpreter.get_output_details()
-    idx = {}
-    for i, d in enumerate(details):
-        idx["score" if len(d["shape"]) == 2 and d["shape"][-1] == 1 else "map"] = i
-    if set(idx) != {"score", "map"}:
-        raise ValueError(f"not an anomaly scorer: outputs {[list(d['shape']) for d in details]}")
-    return idx
-
-
 def run(model_bytes, images, threads=None):
     """(scores (N,), maps (N, h, w)) from a TFLite scorer; dequantizes uint8/int8 outputs."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edge.preprocess import quantize_pixels
+    from export.model_meta import output_indices
 
     it = Interpreter(model_content=model_bytes, num_threads=threads)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     outs = it.get_output_details()
-    where = output_indices(it)
+    where = output_indices(it, "anomaly")  # the exporter's own, shape-checked lookup
     scores, maps = [], []
     for img in np.asarray(images):
         it.set_tensor(inp["index"], quantize_pixels(img[None], inp["dtype"], inp["quantization"]))
