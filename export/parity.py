@@ -21,27 +21,16 @@ MIN_TYPE_AGREEMENT = 0.95
 MAX_AUROC_DROP = 0.01
 
 
-def _interpreter(model):
+def open_interpreter(model, threads=2):
+    """A quiet LiteRT interpreter for a .tflite path or bytes (workstation-side checks)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from export.quiet import captured_output
 
     with captured_output():  # the runtime announces its XNNPACK delegate on stderr
         if isinstance(model, (bytes, bytearray)):
-            return Interpreter(model_content=bytes(model), num_threads=2)
-        return Interpreter(model_path=str(model), num_threads=2)
-
-
-def _quantize_input(img, detail):
-    dtype = np.dtype(detail["dtype"])
-    if dtype == np.float32:
-        return img.astype(np.float32)
-    scale, zp = detail["quantization"]
-    if (scale, zp) in ((1.0, 0), (0.0, 0)) and dtype == np.uint8:
-        return img  # raw pixels, as on the device
-    info = np.iinfo(dtype)
-    q = np.round(img.astype(np.float32) / np.float32(scale) + zp)
-    return np.clip(q, info.min, info.max).astype(dtype)
+            return Interpreter(model_content=bytes(model), num_threads=threads)
+        return Interpreter(model_path=str(model), num_threads=threads)
 
 
 def _dequantize(x, detail):
@@ -51,15 +40,20 @@ def _dequantize(x, detail):
     return (x.astype(np.float32) - zp) * np.float32(scale)
 
 
-def run_tflite(model, images, meta) -> dict:
-    """Outputs of a .tflite (path or bytes) on uint8 images (N,H,W,3): {"score": (N,), "types"/"map": ...}."""
-    it = _interpreter(model)
+def run_tflite(model, images, meta, threads=2) -> dict:
+    """Outputs of a .tflite (path or bytes) on uint8 images (N,H,W,3): {"score": (N,), "types"/"map": ...}.
+
+    ``meta`` needs only ``{"outputs": {name: output index}}``.
+    """
+    from edge.preprocess import quantize_pixels  # how the device feeds pixels
+
+    it = open_interpreter(model, threads)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     outs = it.get_output_details()
     res = {k: [] for k in meta["outputs"]}
     for img in images:
-        it.set_tensor(inp["index"], _quantize_input(img[None], inp))
+        it.set_tensor(inp["index"], quantize_pixels(img[None], inp["dtype"], inp["quantization"]))
         it.invoke()
         for key, i in meta["outputs"].items():
             res[key].append(_dequantize(it.get_tensor(outs[i]["index"]), outs[i])[0])

@@ -36,29 +36,13 @@ def convert(model, representative=None, int8=False, bias_correct=True, info=None
 
 
 def run(model_bytes, images, threads=None):
-    """(scores (N,), maps (N, h, w)) from a TFLite scorer; dequantizes uint8/int8 outputs."""
-    from ai_edge_litert.interpreter import Interpreter
+    """(scores (N,), maps (N, h, w)) from a TFLite scorer; dequantizes uint8/int8 outputs.
 
-    from edge.preprocess import quantize_pixels
+    Runs through the exporter's parity runner, so this check sees what export measures.
+    """
     from export.model_meta import output_indices
+    from export.parity import open_interpreter, run_tflite
 
-    it = Interpreter(model_content=model_bytes, num_threads=threads)
-    it.allocate_tensors()
-    inp = it.get_input_details()[0]
-    outs = it.get_output_details()
-    where = output_indices(it, "anomaly")  # the exporter's own, shape-checked lookup
-    scores, maps = [], []
-    for img in np.asarray(images):
-        it.set_tensor(inp["index"], quantize_pixels(img[None], inp["dtype"], inp["quantization"]))
-        it.invoke()
-        got = {}
-        for key, i in where.items():
-            d = outs[i]
-            v = it.get_tensor(d["index"]).astype(np.float32)
-            scale, zero = d["quantization"]
-            if d["dtype"] in (np.uint8, np.int8) and scale:
-                v = (v - zero) * scale
-            got[key] = v
-        scores.append(float(got["score"].ravel()[0]))
-        maps.append(got["map"][0])
-    return np.asarray(scores), np.asarray(maps)
+    where = output_indices(open_interpreter(model_bytes), "anomaly")
+    out = run_tflite(model_bytes, np.asarray(images), {"outputs": where}, threads=threads)
+    return np.asarray(out["score"]), np.asarray(out["map"])
