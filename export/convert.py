@@ -141,15 +141,6 @@ def check_weights(data: bytes, n_params: int, variant: str):
                           f"(expected >= {need} bytes): the weights were not exported")
 
 
-def _interp(data):
-    from ai_edge_litert.interpreter import Interpreter
-
-    with captured_output():
-        it = Interpreter(model_content=data)
-    it.allocate_tensors()
-    return it
-
-
 def parse_variants(variants=None, all_=False):
     """Normalise a variant selection; unknown names are errors."""
     chosen = list(ALL_VARIANTS if all_ else (variants or ()))
@@ -265,7 +256,8 @@ def export_run(run_dir, variants=VARIANTS, calib_size=calibration.DEFAULT_CALIB_
 
             data, report["bias_correction"] = correct_bias(data, convert(model1, "fp32"), rep_images, progress=say)
         check_weights(data, n_params, variant)
-        it = _interp(data)
+        it = parity.open_interpreter(data)
+        it.allocate_tensors()
         meta = build_metadata(info, it, variant)
         data = with_metadata(data, meta)
         got = parity.run_tflite(data, images, meta)
