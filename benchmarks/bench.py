@@ -363,7 +363,8 @@ def litert_benchmark_ms(path, threads, warmup, repeats, timeout=300):
 _CHILD = "from benchmarks.bench import _cold_child; _cold_child()"
 
 
-def _proc_status_mb(key):
+def proc_status_mb(key):
+    """A /proc/self/status memory field (VmRSS, VmHWM) in MB, or None off Linux."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(key + ":"):
@@ -374,13 +375,13 @@ def _proc_status_mb(key):
 
 
 def _vmrss_mb():
-    return _proc_status_mb("VmRSS")
+    return proc_status_mb("VmRSS")
 
 
 def _peak_rss_mb():
     # VmHWM belongs to this process image; ru_maxrss would also count the (large) parent we were forked from,
     # because Linux carries the pre-exec high-water mark over into ru_maxrss.
-    hwm = _proc_status_mb("VmHWM")
+    hwm = proc_status_mb("VmHWM")
     if hwm is not None:
         return hwm
     import resource

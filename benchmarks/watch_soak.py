@@ -39,11 +39,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "watch_soak.json"
 
 
 def rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+    from benchmarks.bench import proc_status_mb  # no TensorFlow: bench imports it lazily
+
+    mb = proc_status_mb("VmRSS")
+    return float("nan") if mb is None else mb
 
 
 def tiny_model(out_dir):

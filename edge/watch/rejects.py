@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -33,9 +32,7 @@ class RejectStore:
             ext = os.path.splitext(item.path)[1].lower() or ".png"
             out = self.folder / f"{stem}{ext}"
             # Copy the camera's original bytes: the reject folder is evidence, not a re-encode.
-            tmp = self.folder / f".{stem}{ext}.tmp"
-            shutil.copyfile(item.path, tmp)
-            os.replace(tmp, out)
+            atomic_write_bytes(out, Path(item.path).read_bytes())
         else:
             from PIL import Image
 
