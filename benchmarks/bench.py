@@ -56,7 +56,7 @@ EXPORT_FILES = {
     "int8": "model_int8.tflite",
     "edgetpu": "model_int8_edgetpu.tflite",
 }
-# Regression rules for --compare (see compare()).
+# Regression rules for --compare (see compare()): an AUROC drop, or a same-run latency ratio this much worse.
 AUROC_DROP = 0.02
 LATENCY_RATIO = 1.5
 SCHEMA = "edgeinspect-bench/1"
@@ -578,10 +578,7 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot
             ref_pred=None if v == ref else ref_pred,
             ref_scores=None if ref is None or v == ref else raw[ref]["scores"],
             pred_types=r.get("pred_types"))
-    warnings = []
-    for v, row in rows.items():
-        for w in row["accuracy"]["warnings"]:
-            warnings.append(f"{TITLES[v]}: {w}")
+    alerts = collect_alerts(rows) + export_alerts(run_dir)
     result = {
         "schema": SCHEMA,
         "run": str(run_dir), "run_name": info.get("name", run_dir.name), "task": task,
@@ -599,7 +596,8 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "variants": rows,
         "skipped": skipped,
-        "warnings": warnings,
+        "warnings": [a["message"] for a in alerts],
+        "alerts": alerts,
         "per_image": {
             "paths": [os.path.relpath(p, ts.root) for p in ts.paths], "labels": ts.labels.tolist(),
             "types": ts.types,
@@ -614,6 +612,34 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot
         out = Path(out_dir) if out_dir else run_dir / "bench"
         result["outputs"] = write_outputs(result, out, ts=ts, raw=raw, progress=progress)
     return result
+
+
+def collect_alerts(rows) -> list:
+    """Every variant's honesty alerts (trainer.metrics.alert dicts), tagged with the variant and its title."""
+    return [dict(a, variant=v, message=f"{TITLES[v]}: {a['message']}")
+            for v, row in rows.items() for a in row["accuracy"].get("alerts", [])]
+
+
+def export_alerts(run_dir) -> list:
+    """A variant that failed the exporter's parity check is red in the report, not only a skipped row."""
+    from trainer.metrics import alert
+
+    try:
+        rep = json.loads((Path(run_dir) / "export" / "export_report.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    out = []
+    for v, entry in (rep.get("variants") or {}).items():
+        if not isinstance(entry, dict) or entry.get("status") != "FAILED":
+            continue
+        reasons = (entry.get("parity") or {}).get("reasons") or []
+        kind, what = ("parity_failed", "failed the export parity check") if reasons else ("export_failed", "failed to export")
+        why = "; ".join(reasons) or entry.get("error") or "see export/export_report.json"
+        f = entry.get("file") or ""
+        fate = f"kept aside as {f}, not benchmarked" if f.endswith(".failed.tflite") or not f else \
+            "exported anyway (--no-fail), so its row below is a failed model"
+        out.append(dict(alert(kind, f"{TITLES.get(v, v)}: {what} ({why}); {fate}"), variant=v))
+    return out
 
 
 def _read_run_json(run_dir):
@@ -634,9 +660,58 @@ def load_reference(path) -> dict:
     return ref
 
 
+# What must be equal before absolute milliseconds of two runs are put side by side.
+_MACHINE_KEYS = ("cpu", "cores")
+_RUNTIME_VERSIONS = ("ai-edge-litert", "tensorflow")
+
+
+def machine_mismatch(result, reference) -> list:
+    """Why two runs' absolute timings are not comparable ([] when they look like the same machine)."""
+    m, r = result.get("machine") or {}, reference.get("machine") or {}
+    out = [f"{k} {r.get(k)!r} vs {m.get(k)!r}" for k in _MACHINE_KEYS if m.get(k) != r.get(k)]
+    t, rt = (result.get("settings") or {}).get("threads"), (reference.get("settings") or {}).get("threads")
+    if t != rt:
+        out.append(f"threads {rt} vs {t}")
+    mv, rv = m.get("versions") or {}, r.get("versions") or {}
+    out += [f"{k} {rv.get(k)} vs {mv.get(k)}" for k in _RUNTIME_VERSIONS if mv.get(k) != rv.get(k)]
+    return out
+
+
+def latency_ratios(result) -> dict:
+    """Machine-independent latency figures of one run, each a ratio of two timings taken in that run:
+    ``overhead`` = a TFLite variant's p50 / the bare ``invoke()`` p50 of the same interpreter (what
+    edgeinspect's pre- and post-processing costs), ``int8_vs_fp32`` = int8 p50 / float32 p50 (what
+    quantisation buys). A faster or slower CPU moves both timings of a ratio together."""
+    out = {}
+    variants = result.get("variants", {})
+    for v, row in variants.items():
+        p, inv = row.get("latency", {}).get("p50"), (row.get("invoke") or {}).get("p50")
+        if p and inv:
+            out.setdefault(v, {})["overhead"] = p / inv
+    i8, f32 = (variants.get(k, {}).get("latency", {}).get("p50") for k in ("int8", "fp32"))
+    if i8 and f32:
+        out.setdefault("int8", {})["int8_vs_fp32"] = i8 / f32
+    return out
+
+
+_RATIO_TEXT = {"overhead": "its bare invoke()", "int8_vs_fp32": "the float32 p50"}
+
+
 def compare(result, reference, auroc_drop=AUROC_DROP, latency_ratio=LATENCY_RATIO) -> dict:
-    """Per variant present in both: AUROC drop and p50 latency ratio; regressions listed plainly."""
-    rows, regressions = {}, []
+    """Per variant present in both: AUROC drop and latency, with regressions listed plainly.
+
+    Latency is judged only from ratios measured within each run (``latency_ratios``), so a reference
+    taken on another CPU, or on this one while it was busy, cannot raise a false alarm. Absolute p50
+    milliseconds are compared only when the machines match (``machine_mismatch``), and then as an
+    amber warning: a whole-runtime slowdown on the same box is as likely a busy machine as a regression.
+    ``alerts`` carries every finding with its severity (trainer.metrics.alert); ``regressions`` is the
+    text of the severe ones (what ``--fail-on-regression`` fails on).
+    """
+    from trainer.metrics import NOTE, SEVERE, WARNING, alert
+
+    mismatch = machine_mismatch(result, reference)
+    ratios, ref_ratios = latency_ratios(result), latency_ratios(reference)
+    rows, alerts = {}, []
     for v, row in result["variants"].items():
         ref = reference.get("variants", {}).get(v)
         if not ref:
@@ -644,24 +719,39 @@ def compare(result, reference, auroc_drop=AUROC_DROP, latency_ratio=LATENCY_RATI
         a, ra = row["accuracy"]["auroc"], ref["accuracy"]["auroc"]
         p, rp = row["latency"].get("p50"), ref["latency"].get("p50")
         c = {"auroc": a, "auroc_ref": ra, "auroc_delta": a - ra if not (math.isnan(a) or math.isnan(ra)) else None,
-             "p50": p, "p50_ref": rp, "p50_ratio": (p / rp) if p and rp else None}
-        flags = []
+             "p50": p, "p50_ref": rp, "p50_ratio": (p / rp) if p and rp else None,
+             "ratios": ratios.get(v, {}), "ratios_ref": ref_ratios.get(v, {})}
+        found = []
         if c["auroc_delta"] is not None and c["auroc_delta"] < -auroc_drop:
-            flags.append(f"{TITLES[v]}: AUROC {a:.3f} dropped {-c['auroc_delta']:.3f} from reference {ra:.3f} "
-                         f"(limit {auroc_drop})")
-        if c["p50_ratio"] is not None and c["p50_ratio"] > latency_ratio:
-            flags.append(f"{TITLES[v]}: p50 {p:.2f} ms is {c['p50_ratio']:.2f}x the reference {rp:.2f} ms "
-                         f"(limit {latency_ratio}x)")
-        c["regressions"] = flags
-        regressions += flags
+            found.append(alert("auroc_drop", f"{TITLES[v]}: AUROC {a:.3f} dropped {-c['auroc_delta']:.3f} from "
+                                             f"reference {ra:.3f} (limit {auroc_drop})", SEVERE))
+        for k, x in c["ratios"].items():
+            rx = c["ratios_ref"].get(k)
+            if rx and x / rx > latency_ratio:
+                found.append(alert("latency_ratio", f"{TITLES[v]}: p50 is {x:.2f}x {_RATIO_TEXT[k]} in this run, "
+                                                    f"{rx:.2f}x in the reference ({x / rx:.2f}x worse, limit "
+                                                    f"{latency_ratio}x)", SEVERE))
+        if not mismatch and c["p50_ratio"] is not None and c["p50_ratio"] > latency_ratio:
+            found.append(alert("latency_absolute", f"{TITLES[v]}: p50 {p:.2f} ms is {c['p50_ratio']:.2f}x the "
+                                                   f"reference {rp:.2f} ms on a matching machine (limit "
+                                                   f"{latency_ratio}x); a busy machine does this too", WARNING))
+        for x in found:
+            x["variant"] = v
+        c["alerts"] = found
+        c["regressions"] = [x["message"] for x in found if x["severity"] == SEVERE]
+        alerts += found
         rows[v] = c
-    if reference.get("machine", {}).get("cpu") != result.get("machine", {}).get("cpu"):
-        note = (f"reference measured on '{reference.get('machine', {}).get('cpu')}', this run on "
-                f"'{result.get('machine', {}).get('cpu')}': latency ratios compare different machines")
-    else:
-        note = None
-    return {"variants": rows, "regressions": regressions, "ok": not regressions, "note": note,
-            "rules": {"auroc_drop": auroc_drop, "latency_ratio": latency_ratio}}
+    note = None
+    if mismatch:
+        note = (f"reference measured on another machine ({', '.join(mismatch)}): absolute milliseconds are not "
+                f"compared; latency is checked with ratios measured within each run (p50 / bare invoke(), "
+                f"int8 / float32)")
+        alerts.append(alert("other_machine", note, NOTE))
+    regressions = [x["message"] for x in alerts if x["severity"] == SEVERE]
+    return {"variants": rows, "regressions": regressions, "alerts": alerts, "ok": not regressions, "note": note,
+            "same_machine": not mismatch,
+            "rules": {"auroc_drop": auroc_drop, "latency_ratio": latency_ratio,
+                      "latency": "same-run ratios always; absolute p50 only on a matching machine (amber)"}}
 
 
 def slim(result) -> dict:
@@ -723,12 +813,16 @@ def format_table(result) -> str:
         text.append(f"WARNING: {w}")
     comp = result.get("comparison")
     if comp:
-        if comp["regressions"]:
-            text += [f"REGRESSION: {r}" for r in comp["regressions"]]
-        else:
+        from trainer.metrics import NOTE, SEVERE, WARNING
+
+        prefix = {SEVERE: "REGRESSION", WARNING: "warning", NOTE: "note"}
+        found = comp.get("alerts")
+        if found is None:  # a comparison written before alerts existed
+            found = [{"severity": SEVERE, "message": r} for r in comp["regressions"]]
+            found += [{"severity": NOTE, "message": comp["note"]}] if comp.get("note") else []
+        if not comp["regressions"]:
             text.append(f"no regression against {comp.get('reference_file')}")
-        if comp.get("note"):
-            text.append(f"note: {comp['note']}")
+        text += [f"{prefix[a['severity']]}: {a['message']}" for a in found]
     return "\n".join(text)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from benchmarks.bench import VARIANTS
+from edge.cli import EXIT_REGRESSION
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,8 +22,11 @@ from benchmarks.bench import VARIANTS
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start/peak-RSS child process per variant.")
 @click.option("--limit", default=None, type=int, help="Use only the first N test images (smoke tests).")
 @click.option("--compare", "compare_to", type=click.Path(dir_okay=False), default=None,
-              help="Reference bench JSON (e.g. benchmarks/results/*.json): flag AUROC drop > 0.02 or p50 > 1.5x.")
-@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when --compare finds a regression.")
+              help="Reference bench JSON (e.g. benchmarks/results/*.json): flag an AUROC drop > 0.02 or a latency "
+                   "ratio within the run (p50 / bare invoke(), int8 / float32) > 1.5x the reference's; absolute "
+                   "ms are compared only when the machine matches.")
+@click.option("--fail-on-regression", is_flag=True,
+              help=f"Exit {EXIT_REGRESSION} when --compare finds a regression (0 ok, 2 bad input).")
 def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n_boot, no_litert_benchmark, no_cold,
           limit, compare_to, fail_on_regression):
     """Benchmark every exported variant of RUN_DIR on its own test split.
@@ -46,4 +50,4 @@ def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n
     click.echo(f"\nreport: {result['outputs']['html']}")
     comp = result.get("comparison")
     if fail_on_regression and comp and comp["regressions"]:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_REGRESSION)

@@ -3,8 +3,10 @@
 Self-contained means every image is a base64 data URI and there is no script,
 stylesheet or font from elsewhere, so the file opens the same from an e-mail,
 a USB stick or an air-gapped plant PC. Honesty warnings (a single-class model,
-accuracy no better than the majority baseline, a regression) sit in a red
-banner at the top, above any number that could be quoted without them.
+accuracy no better than the majority baseline, a parity failure, a regression) sit
+in a red banner at the top, above any number that could be quoted without them.
+Colour comes from each alert's ``severity`` (trainer.metrics.alert), never from
+its wording: severe is red, warning amber, note grey.
 """
 from __future__ import annotations
 
@@ -16,9 +18,31 @@ from pathlib import Path
 import numpy as np
 
 from edge.atomic import atomic_write_bytes, atomic_write_text
+from trainer.metrics import NOTE, SEVERE, WARNING
 
-# Warnings that make the numbers below them misleading: shown red, not amber.
-SEVERE = ("SINGLE-CLASS", "no better than", "REGRESSION", "no defective image", "no good image")
+BANNER_CLASS = {SEVERE: "red", WARNING: "amber", NOTE: "grey"}
+
+
+def result_alerts(result) -> list:
+    """The run's alerts plus its comparison's, oldest files included: a bench.json written before alerts
+    existed has only text warnings, which were all red then and stay red."""
+    alerts = result.get("alerts")
+    if alerts is None:
+        alerts = [{"kind": "unclassified", "severity": SEVERE, "message": w} for w in result.get("warnings", [])]
+    comp = result.get("comparison") or {}
+    if "alerts" in comp:
+        found = comp["alerts"]
+    else:
+        found = [{"kind": "regression", "severity": SEVERE, "message": r} for r in comp.get("regressions", [])]
+        found += [{"kind": "note", "severity": NOTE, "message": comp["note"]}] if comp.get("note") else []
+    return alerts + [dict(a, message="REGRESSION: " + a["message"]) if a["severity"] == SEVERE else a for a in found]
+
+
+def row_is_severe(row) -> bool:
+    acc = row.get("accuracy") or {}
+    if "alerts" in acc:
+        return any(a["severity"] == SEVERE for a in acc["alerts"])
+    return bool(acc.get("warnings"))
 
 
 def _plt():
@@ -107,7 +131,7 @@ def plot_confusions(result, path):
         ax.set_yticks([0, 1], ["good", "defective"])
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        warn = any("SINGLE-CLASS" in w for w in row["accuracy"]["warnings"])
+        warn = any(a["kind"] == "single_class" for a in row["accuracy"].get("alerts", []))
         ax.set_title(f"{row['title']}\nthreshold {row['threshold']:.3g}", fontsize=9, color="red" if warn else "black")
     fig.tight_layout()
     return _save(fig, path)
@@ -239,7 +263,7 @@ td:first-child,th:first-child{text-align:left}
 tr.bad td{background:#ffe5e5}
 .banner{padding:10px 14px;margin:12px 0;border-radius:4px;font-size:14px}
 .red{background:#c62828;color:#fff} .amber{background:#fff4d6;border:1px solid #e0b44c}
-.green{background:#e6f4ea;border:1px solid #7cb98a}
+.green{background:#e6f4ea;border:1px solid #7cb98a} .grey{background:#f1f1f1;border:1px solid #ccc;color:#555}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}
 .grid{display:flex;flex-wrap:wrap;gap:12px} .grid img{max-width:560px}
 code{background:#f5f5f5;padding:1px 4px}
@@ -252,7 +276,7 @@ def _headline_table(result):
     head = "".join(f"<th>{_esc(c)}</th>" for c in COLUMNS)
     body = []
     for (v, row), cells in zip(result["variants"].items(), table_rows(result)):
-        bad = any(any(k in w for k in SEVERE) for w in row["accuracy"]["warnings"])
+        bad = row_is_severe(row)
         body.append(f"<tr class=\"{'bad' if bad else ''}\">" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -291,23 +315,22 @@ def _per_type_table(result):
 
 
 def _banners(result):
-    severe = [w for w in result.get("warnings", []) if any(k in w for k in SEVERE)]
-    other = [w for w in result.get("warnings", []) if w not in severe]
+    alerts = result_alerts(result)
+    by = {sev: [a["message"] for a in alerts if a["severity"] == sev] for sev in BANNER_CLASS}
     comp = result.get("comparison") or {}
-    severe += [f"REGRESSION: {r}" for r in comp.get("regressions", [])]
     parts = []
-    if severe:
+    if by[SEVERE]:
         parts.append('<div class="banner red"><b>Do not trust these numbers without reading this:</b><ul>'
-                     + "".join(f"<li>{_esc(w)}</li>" for w in severe) + "</ul></div>")
-    if other:
+                     + "".join(f"<li>{_esc(w)}</li>" for w in by[SEVERE]) + "</ul></div>")
+    if by[WARNING]:
         parts.append('<div class="banner amber"><b>Warnings</b><ul>'
-                     + "".join(f"<li>{_esc(w)}</li>" for w in other) + "</ul></div>")
+                     + "".join(f"<li>{_esc(w)}</li>" for w in by[WARNING]) + "</ul></div>")
     if comp and not comp.get("regressions"):
         parts.append(f'<div class="banner green">No regression against the reference '
                      f'<code>{_esc(comp.get("reference_file", ""))}</code> (AUROC drop &le; '
-                     f'{comp["rules"]["auroc_drop"]}, p50 &le; {comp["rules"]["latency_ratio"]}x).</div>')
-    if comp.get("note"):
-        parts.append(f'<div class="banner amber">{_esc(comp["note"])}</div>')
+                     f'{comp["rules"]["auroc_drop"]}; latency ratios within this run &le; '
+                     f'{comp["rules"]["latency_ratio"]}x the reference\'s).</div>')
+    parts += [f'<div class="banner grey">{_esc(n)}</div>' for n in by[NOTE]]
     if not parts:
         parts.append('<div class="banner green">No honesty warning: every variant predicts both classes and beats '
                      'the majority-class baseline.</div>')

@@ -12,6 +12,20 @@ import numpy as np
 
 POLICIES = ("max-f1", "recall@0.99", "fpr@0.01")
 
+# How loud a warning is, decided where it is raised and carried with it as data, so a report colours it
+# from this field and rewording a message can never change its colour.
+SEVERE = "severe"    # the numbers beside it are misleading or something regressed (reports show it red)
+WARNING = "warning"  # worth reading before quoting a number (amber)
+NOTE = "note"        # context, not a problem (grey)
+SEVERITIES = (SEVERE, WARNING, NOTE)
+
+
+def alert(kind, message, severity=SEVERE) -> dict:
+    """One structured warning: ``kind`` names the check (stable, for code), ``message`` is for people."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}; choose one of {', '.join(SEVERITIES)}")
+    return {"kind": kind, "severity": severity, "message": message}
+
 
 def _as_arrays(y_true, scores):
     y = np.asarray(y_true).astype(int).ravel()
@@ -101,7 +115,8 @@ def binary_report(y_true, scores, threshold, ci=False, n_boot=1000, seed=0):
 
     The ``warnings`` list is the honesty check: a single-class prediction, a
     split without defects, or an accuracy no better than always guessing the
-    majority class are all called out.
+    majority class are all called out. ``alerts`` holds the same warnings as
+    ``{"kind", "severity", "message"}`` (see ``alert``) for code that must tell them apart.
     """
     from sklearn.metrics import balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
 
@@ -126,18 +141,22 @@ def binary_report(y_true, scores, threshold, ci=False, n_boot=1000, seed=0):
         "confusion_matrix": {"labels": ["good", "defective"], "rows_true_cols_pred": cm.tolist()},
         "predicted_defective_fraction": float(pred.mean()) if len(y) else float("nan"),
         "warnings": [],
+        "alerts": [],
     }
-    w = rep["warnings"]
+    alerts = rep["alerts"]
     if n_pos == 0:
-        w.append("no defective image in this split: recall and AUROC cannot be measured")
+        alerts.append(alert("no_defective", "no defective image in this split: recall and AUROC cannot be measured"))
     if n_neg == 0:
-        w.append("no good image in this split: false-alarm rate and AUROC cannot be measured")
+        alerts.append(alert("no_good", "no good image in this split: false-alarm rate and AUROC cannot be measured"))
     if len(y) and len(np.unique(pred)) == 1:
         cls = "defective" if pred[0] == 1 else "good"
-        w.append(f"SINGLE-CLASS MODEL: it calls every image {cls}; accuracy {acc:.3f} equals the "
-                 f"majority baseline {majority:.3f} at best and means nothing")
+        alerts.append(alert("single_class", f"SINGLE-CLASS MODEL: it calls every image {cls}; accuracy {acc:.3f} "
+                                            f"equals the majority baseline {majority:.3f} at best and means nothing"))
     elif len(y) and n_pos and n_neg and acc <= majority + 1e-9:
-        w.append(f"accuracy {acc:.3f} is no better than always predicting the majority class ({majority:.3f})")
+        alerts.append(alert("no_better_than_baseline", f"accuracy {acc:.3f} is no better than always predicting "
+                                                       f"the majority class ({majority:.3f})"))
+    # The plain-text list stays for logs and metrics.json readers; colour comes from "alerts".
+    rep["warnings"] = [a["message"] for a in alerts]
     if ci:
         rep["auroc_ci95"] = bootstrap_ci(y, s, auroc, n=n_boot, seed=seed)
         rep["balanced_accuracy_ci95"] = bootstrap_ci(y, s, balanced_accuracy_at(threshold), n=n_boot, seed=seed)
