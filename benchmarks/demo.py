@@ -43,6 +43,32 @@ def reference_path(kind, task, quick=False):
     return RESULTS_DIR / f"demo_{kind}_{task}{'_quick' if quick else ''}.json"
 
 
+def next_commands(weights=None) -> list:
+    """[(comment, command)] the landing page shows: the same pipeline on the reader's own photos.
+    The weights line repeats what this demo used, so an offline machine keeps working offline."""
+    import shlex
+
+    return [
+        ("your photos in the MVTec AD layout: parts/train/good/, parts/test/good/, parts/test/<defect>/", None),
+        (None, f"W={shlex.quote(str(weights or 'imagenet'))}   # ImageNet weights: 'imagenet' downloads once, or an .h5 file"),
+        ("what was found: class counts, image sizes, unreadable files", "edgeinspect data info parts"),
+        ("good photos only: an anomaly model with heat maps (no defect photos needed for training)", None),
+        (None, "edgeinspect data split parts --protocol good-only --out parts/split.json"),
+        (None, 'edgeinspect train --data parts --manifest parts/split.json --mode anomaly --weights "$W" --name parts'),
+        ("or, with some defect photos: a classifier that also names the defect type", None),
+        (None, "edgeinspect data split parts --protocol supervised --defects-total 10 --out parts/split_sup.json"),
+        (None, 'edgeinspect train --data parts --manifest parts/split_sup.json --weights "$W" --name parts_cls'),
+        ("float32 / float16 / int8 TFLite (+ Edge TPU when its compiler is installed), each parity-checked",
+         "edgeinspect export runs/train/parts"),
+        ("every format side by side on the run's own test split, like the table above", "edgeinspect bench runs/train/parts"),
+        ("inspect new photos on the device (no TensorFlow needed), with heat-map overlays",
+         "edgeinspect predict runs/train/parts/export/model_int8.tflite new_parts/ --save-maps maps/"),
+        ("run it on a folder a camera writes into: a result log, and defective images copied aside",
+         "edgeinspect watch --model runs/train/parts/export/model_int8.tflite --source /srv/camera "
+         "--log results.jsonl --rejects rejects/"),
+    ]
+
+
 def _synth(root: Path, kind, params, say):
     """Reuse an identical synthetic set (it is deterministic), else draw it."""
     from trainer.synth import generate
@@ -68,6 +94,22 @@ def _splits(root: Path, out: Path, say):
         rows = [r for r in count_table(m) if r[2]]
         say(f"split {name}: " + ", ".join(f"{s}/{c} {n}" for s, c, n in rows))
     return paths
+
+
+def _render_check(pages, say) -> dict:
+    """Screenshot each page in headless Chromium (PAGE.png beside it), so a page that does not render is seen."""
+    from benchmarks.render_check import find_chromium, screenshot
+
+    if find_chromium() is None:
+        say("render check skipped: Chromium not installed (apt-get install -y chromium)")
+        return {}
+    shots = {}
+    for page in pages:
+        try:
+            shots[str(page)] = str(screenshot(page, page.with_suffix(".png")))
+        except RuntimeError as exc:
+            say(f"render check of {page} failed: {exc}")
+    return shots
 
 
 def _bar_check(summary):
@@ -115,7 +157,7 @@ def _run_summary(result):
 @click.option("--compare/--no-compare", "do_compare", default=True, show_default=True,
               help="Compare against the reference results in benchmarks/results/ and flag regressions.")
 @click.option("--save-reference", is_flag=True, help="Write the bench numbers as the new reference in benchmarks/results/.")
-@click.option("--no-render-check", is_flag=True, help="Skip the headless-Chromium screenshot of each report.")
+@click.option("--no-render-check", is_flag=True, help="Skip the headless-Chromium screenshot of index.html and each report.")
 def demo(out_dir, quick, weights, kind, do_compare, save_reference, no_render_check):
     """Offline end-to-end demo: synthetic data, train, export, benchmark, report.
 
@@ -195,36 +237,18 @@ def demo(out_dir, quick, weights, kind, do_compare, save_reference, no_render_ch
             say(f"reference written: {ref}")
     times["bench"] = time.perf_counter() - t
 
-    shots = {}
-    if not no_render_check:
-        from benchmarks.render_check import find_chromium, screenshot
-
-        if find_chromium() is None:
-            say("render check skipped: Chromium not installed (apt-get install -y chromium)")
-        else:
-            for task, r in results.items():
-                try:
-                    shots[task] = str(screenshot(r["outputs"]["html"], Path(r["outputs"]["html"]).with_name("report.png")))
-                except RuntimeError as exc:
-                    say(f"render check of the {task} report failed: {exc}")
     times["total"] = time.perf_counter() - t_all
-
-    from benchmarks.report import write_index
-
-    entries = []
-    for task, r in results.items():
-        i8 = r["variants"].get("int8", {}).get("accuracy", {})
-        line = (f"{len(r['variants'])} variants; int8 AUROC {i8.get('auroc', float('nan')):.3f}, balanced accuracy "
-                f"{i8.get('balanced_accuracy', float('nan')):.3f} (baseline {i8.get('majority_baseline', float('nan')):.3f})"
-                + (f"; {len(r['warnings'])} WARNING(S)" if r["warnings"] else ""))
-        entries.append((f"{task}: {r['run_name']}", os.path.relpath(r["outputs"]["html"], out), line))
-    index = write_index(entries, out / "index.html", title=f"edgeinspect demo ({kind})")
-
     summary = {"kind": kind, "quick": quick, "weights": weights, "plan": plan, "out": str(out),
                "runs": summary_runs, "run_dirs": {k: str(v) for k, v in runs.items()}, "exports": exports,
-               "stage_seconds": {k: round(v, 1) for k, v in times.items()}, "index": str(index),
-               "screenshots": shots}
+               "stage_seconds": {k: round(v, 1) for k, v in times.items()}}
     summary["bars"] = _bar_check(summary)
+
+    from benchmarks.report import write_demo_index
+
+    index = write_demo_index(summary, results, next_commands(weights), out / "index.html")
+    summary["index"] = str(index)
+    summary["screenshots"] = {} if no_render_check else _render_check(
+        [index] + [Path(r["outputs"]["html"]) for r in results.values()], say)
     atomic_write_json(out / "demo_summary.json", summary)
 
     for task, r in results.items():
@@ -238,4 +262,4 @@ def demo(out_dir, quick, weights, kind, do_compare, save_reference, no_render_ch
         say("bars: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in summary["bars"].items()))
     for task, r in results.items():
         say(f"{task} report: {r['outputs']['html']}")
-    say(f"index: {index}\nsummary: {out / 'demo_summary.json'}")
+    say(f"index (start here): {index}\nsummary: {out / 'demo_summary.json'}")
