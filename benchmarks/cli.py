@@ -22,9 +22,9 @@ from edge.cli import EXIT_REGRESSION
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start/peak-RSS child process per variant.")
 @click.option("--limit", default=None, type=int, help="Use only the first N test images (smoke tests).")
 @click.option("--compare", "compare_to", type=click.Path(dir_okay=False), default=None,
-              help="Reference bench JSON (e.g. benchmarks/results/*.json): flag an AUROC drop > 0.02 or a latency "
-                   "ratio within the run (p50 / bare invoke(), int8 / float32) > 1.5x the reference's; absolute "
-                   "ms are compared only when the machine matches.")
+              help="Reference bench JSON (e.g. benchmarks/results/*.json): flag an AUROC drop > 0.02 or a "
+                   "latency ratio within the run (predict / bare invoke(), int8 / float32, fastest calls) > 1.5x "
+                   "the reference's; absolute ms are compared only when the machine matches.")
 @click.option("--fail-on-regression", is_flag=True,
               help=f"Exit {EXIT_REGRESSION} when --compare finds a regression (0 ok, 2 bad input).")
 def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n_boot, no_litert_benchmark, no_cold,

@@ -70,7 +70,8 @@ def test_regression_shows_in_html_and_table(tmp_path):
     worse["comparison"] = compare(worse, ref)
     worse["comparison"]["reference_file"] = "ref.json"
     write_outputs(worse, tmp_path, progress=False)
-    assert "REGRESSION: TFLite int8: p50" in (tmp_path / "table.txt").read_text()
+    # int8 got 3x slower while float32 did not: int8 / float32 measured in the same run regressed.
+    assert "REGRESSION: TFLite int8: latency is" in (tmp_path / "table.txt").read_text()
     page = (tmp_path / "report.html").read_text()
     assert "REGRESSION" in page.split('<div class="banner red">', 1)[1].split("</div>", 1)[0]
 
@@ -121,12 +122,12 @@ def test_auroc_drop_and_ratio_regression_stay_red_against_another_machine(tmp_pa
     page, table = _compared(run, ref, tmp_path)
     regs = run["comparison"]["regressions"]
     assert any(r.startswith("TFLite int8: AUROC") for r in regs)
-    assert any(r.startswith("TFLite float32: p50 is 3.00x its bare invoke() in this run, 1.11x") for r in regs)
+    assert any(r.startswith("TFLite float32: latency is 3.00x its bare invoke() in this run, 1.11x") for r in regs)
     assert not any(r.startswith("Keras") for r in regs)
     red = _banner(page, "red")
-    assert "REGRESSION: TFLite int8: AUROC" in red and "REGRESSION: TFLite float32: p50 is 3.00x" in red
+    assert "REGRESSION: TFLite int8: AUROC" in red and "REGRESSION: TFLite float32: latency is 3.00x" in red
     assert "another machine" in _banner(page, "grey")
-    assert "REGRESSION: TFLite float32: p50 is 3.00x its bare invoke()" in table
+    assert "REGRESSION: TFLite float32: latency is 3.00x its bare invoke()" in table
 
 
 def test_int8_losing_its_speedup_over_float32_is_a_regression():
@@ -134,7 +135,10 @@ def test_int8_losing_its_speedup_over_float32_is_a_regression():
     run = fake_bench_result(p50={"keras": 120.0, "fp32": 24.0, "int8": 24.0})   # 3x slower CPU, int8 no faster
     c = compare(run, ref)
     assert [a["kind"] for a in c["alerts"] if a["severity"] == "severe"] == ["latency_ratio"]
-    assert c["regressions"][0].startswith("TFLite int8: p50 is 1.00x the float32 p50 in this run, 0.37x")
+    now, then = (r["variants"]["int8"]["latency"]["min"] / r["variants"]["fp32"]["latency"]["min"] for r in (run, ref))
+    assert 0.98 < now < 1.02 and 0.33 < then < 0.39
+    assert c["regressions"] == [f"TFLite int8: latency is {now:.2f}x float32's in this run, {then:.2f}x in the "
+                                f"reference ({now / then:.2f}x worse, limit 1.5x; fastest call of each)"]
 
 
 def test_same_machine_slowdown_in_absolute_ms_is_amber(tmp_path):
