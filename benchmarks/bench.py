@@ -633,7 +633,8 @@ def export_alerts(run_dir) -> list:
         if not isinstance(entry, dict) or entry.get("status") != "FAILED":
             continue
         reasons = (entry.get("parity") or {}).get("reasons") or []
-        kind, what = ("parity_failed", "failed the export parity check") if reasons else ("export_failed", "failed to export")
+        kind, what = (("parity_failed", "failed the export parity check") if reasons
+                      else ("export_failed", "failed to export"))
         why = "; ".join(reasons) or entry.get("error") or "see export/export_report.json"
         f = entry.get("file") or ""
         fate = f"kept aside as {f}, not benchmarked" if f.endswith(".failed.tflite") or not f else \

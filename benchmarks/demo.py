@@ -50,7 +50,8 @@ def next_commands(weights=None) -> list:
 
     return [
         ("your photos in the MVTec AD layout: parts/train/good/, parts/test/good/, parts/test/<defect>/", None),
-        (None, f"W={shlex.quote(str(weights or 'imagenet'))}   # ImageNet weights: 'imagenet' downloads once, or an .h5 file"),
+        (None, f"W={shlex.quote(str(weights or 'imagenet'))}   "
+               "# ImageNet weights: 'imagenet' downloads once, or an .h5 file"),
         ("what was found: class counts, image sizes, unreadable files", "edgeinspect data info parts"),
         ("good photos only: an anomaly model with heat maps (no defect photos needed for training)", None),
         (None, "edgeinspect data split parts --protocol good-only --out parts/split.json"),
@@ -60,7 +61,8 @@ def next_commands(weights=None) -> list:
         (None, 'edgeinspect train --data parts --manifest parts/split_sup.json --weights "$W" --name parts_cls'),
         ("float32 / float16 / int8 TFLite (+ Edge TPU when its compiler is installed), each parity-checked",
          "edgeinspect export runs/train/parts"),
-        ("every format side by side on the run's own test split, like the table above", "edgeinspect bench runs/train/parts"),
+        ("every format side by side on the run's own test split, like the table above",
+         "edgeinspect bench runs/train/parts"),
         ("inspect new photos on the device (no TensorFlow needed), with heat-map overlays",
          "edgeinspect predict runs/train/parts/export/model_int8.tflite new_parts/ --save-maps maps/"),
         ("run it on a folder a camera writes into: a result log, and defective images copied aside",
@@ -157,7 +159,8 @@ def _run_summary(result):
 @click.option("--compare/--no-compare", "do_compare", default=True, show_default=True,
               help="Compare against the reference results in benchmarks/results/ and flag regressions.")
 @click.option("--save-reference", is_flag=True, help="Write the bench numbers as the new reference in benchmarks/results/.")
-@click.option("--no-render-check", is_flag=True, help="Skip the headless-Chromium screenshot of index.html and each report.")
+@click.option("--no-render-check", is_flag=True,
+              help="Skip the headless-Chromium screenshot of index.html and each report.")
 def demo(out_dir, quick, weights, kind, do_compare, save_reference, no_render_check):
     """Offline end-to-end demo: synthetic data, train, export, benchmark, report.
 

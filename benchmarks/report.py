@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -441,8 +442,6 @@ DEVICE_VARIANT = "int8"
 
 
 def _rel(path, base):
-    import os
-
     return os.path.relpath(path, base) if path else None
 
 
@@ -504,8 +503,8 @@ def _demo_stages(stage_seconds):
     top = max(max(steps.values()), 1e-9)
     rows = []
     for k, sec in steps.items():
-        rows.append(f'<div>{_esc(STAGE_TITLES.get(k, k))}</div><div><div class="bar" style="width:{100 * sec / top:.1f}%">'
-                    f'</div></div><div class="t">{sec:.0f} s</div>')
+        bar = f'<div class="bar" style="width:{100 * sec / top:.1f}%"></div>'
+        rows.append(f'<div>{_esc(STAGE_TITLES.get(k, k))}</div><div>{bar}</div><div class="t">{sec:.0f} s</div>')
     if "total" in stage_seconds:
         rows.append(f'<div class="total">{STAGE_TITLES["total"]}</div><div class="total"></div>'
                     f'<div class="t total">{stage_seconds["total"]:.0f} s</div>')
