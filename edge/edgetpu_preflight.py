@@ -303,7 +303,8 @@ def render(report) -> list:
     """Human lines for ``edgeinspect doctor MODEL`` and ``export``."""
     if report["kind"] == "compiled":
         return [report["summary"], f"  compiled Edge TPU code and parameters: {_mb(report['compiled_bytes'])}"]
-    lines = [report["summary"] + "  (prediction, not a compile)"]
+    head = summary_line({**report, "first_cpu_op": None})  # the first CPU op gets its own lines
+    lines = [f"{head} (a prediction from Coral's op table, not a compile)"]
     first = report["first_cpu_op"]
     if first:
         lines.append(f"  first CPU op     #{first['index']} {first['op']}: " + "; ".join(r["why"] for r in first["reasons"]))

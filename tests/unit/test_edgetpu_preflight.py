@@ -71,6 +71,50 @@ def test_not_a_model_is_a_clear_error(tmp_path):
         preflight(bad)
 
 
+# --- Where users look: doctor MODEL and predict's header ------------------------------------------------------
+
+def test_doctor_model_prints_the_op_summary_and_cache_estimate(coral_dir):
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    r = CliRunner().invoke(main, ["doctor", str(coral_dir / CORAL_INT8)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert "Edge TPU: predicted 66/66 ops mapped (a prediction from Coral's op table, not a compile)" in lines
+    cache = next(line for line in lines if line.strip().startswith("parameter cache"))
+    assert "3.54 MB on chip, 0.00 MB streamed" in cache
+    assert "verdict" in r.output  # the machine report is still there
+    rep = json.loads(CliRunner().invoke(main, ["doctor", "--json", str(coral_dir / CORAL_COMPILED)]).output)
+    assert rep["edgetpu_preflight"]["kind"] == "compiled" and rep["edgetpu_preflight"]["custom_ops"] == 1
+
+
+def test_doctor_with_a_bad_model_is_one_line_and_exit_2(tmp_path):
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    bad = tmp_path / "notes.tflite"
+    bad.write_text("not a model at all")
+    r = CliRunner().invoke(main, ["doctor", str(bad)])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == f"Error: {bad}: not a TFLite model (no 'TFL3' identifier); " \
+                                                "pass a .tflite file written by 'edgeinspect export'"
+
+
+def test_predict_header_shows_the_edgetpu_summary(coral_dir):
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    r = CliRunner().invoke(main, ["predict", str(coral_dir / CORAL_INT8), str(coral_dir / "cat.bmp"),
+                                  "--labels", str(coral_dir / "imagenet_labels.txt")])
+    assert r.exit_code == 0, r.output
+    head = r.output.splitlines()
+    assert head[0].startswith("model ") and head[1].startswith("Edge TPU: predicted 66/66 ops mapped")
+    assert head[2].startswith("path")
+
+
 # --- Rules over hand-written graphs (pure: no TFLite file) ----------------------------------------------------
 
 def _graph(ops, tensors, inputs=(0,), outputs=None):
