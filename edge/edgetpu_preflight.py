@@ -117,7 +117,7 @@ def _axis_not_batch(op, g):
 def _pad_xy_only(op, g):
     rank = len(_t(g, op["inputs"][0])["shape"])
     pads = _axes(op, g)
-    if pads is None:
+    if pads is None or len(pads) < 2 * rank:
         return "paddings are not constant"
     bad = sorted({_role(a, rank) for a in range(rank) if pads[2 * a] or pads[2 * a + 1]} - {"x", "y"})
     return f"pads along {'/'.join(bad)} (only x/y supported)" if bad else None
@@ -137,7 +137,9 @@ def _softmax_1d(op, g):
 
 def _strided_slice_unit(op, g):
     strides = _axes(op, g, 3)
-    if strides is None or any(s != 1 for s in strides):
+    if strides is None:
+        return "strides are not constant"
+    if any(s != 1 for s in strides):
         return f"strides {strides} are not all 1"
     masks = [k for k in ("ellipsis_mask", "new_axis_mask") if op["options"].get(k)]
     return f"{' and '.join(masks)} set" if masks else None
