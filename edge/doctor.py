@@ -182,20 +182,35 @@ def render(r) -> list:
 
 
 @click.command("doctor", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def doctor(as_json):
+def doctor(model, as_json):
     """Report what is installed: Python, interpreter backends, TensorFlow, Edge TPU, camera.
 
+    With MODEL (.tflite), also the Edge TPU pre-flight: which ops edgetpu_compiler
+    is predicted to map, the first op predicted on the CPU and why, and the
+    parameter-cache estimate (a prediction from Coral's op table, not a compile).
+
     Imports nothing heavy (TensorFlow is only looked up, never imported).
-    Exit code 0 when a TFLite interpreter is usable, 2 when not.
+    Exit code 0 when a TFLite interpreter is usable, 2 when not (or MODEL is unreadable).
     """
     import json
 
     r = collect()
+    if model:
+        from edge.edgetpu_preflight import preflight
+
+        r["edgetpu_preflight"] = preflight(model)  # a bad file is an EdgeInspectError: one line, exit 2
     if as_json:
         click.echo(json.dumps(r, indent=2))
     else:
         for line in render(r):
             click.echo(line)
+        if model:
+            from edge.edgetpu_preflight import render as render_preflight
+
+            click.echo(f"\nmodel {model}")
+            for line in render_preflight(r["edgetpu_preflight"]):
+                click.echo(line)
     if not r["backend_auto"]:
         click.get_current_context().exit(2)

@@ -79,6 +79,18 @@ class _Table:
         n = _u32(self.buf, p)
         return bytes(self.buf[p + 4 : p + 4 + n])
 
+    def table(self, index):
+        p = self._indirect(index)
+        return None if p is None else _Table(self.buf, p)
+
+    def vector(self, index, fmt="i"):
+        """A vector of scalars (``fmt`` one struct code, e.g. "i" for int32)."""
+        p = self._indirect(index)
+        if p is None:
+            return []
+        n = _u32(self.buf, p)
+        return list(struct.unpack_from(f"<{n}{fmt}", self.buf, p + 4))
+
     def tables(self, index):
         p = self._indirect(index)
         if p is None:

@@ -73,6 +73,17 @@ def _write_csv(path, records):
     atomic_write_text(path, buf.getvalue())
 
 
+def _edgetpu_summary(path):
+    """One line: what the Edge TPU compiler is predicted to map (or what it mapped) for this model."""
+    from edge.edgetpu_preflight import preflight
+    from edge.errors import EdgeInspectError
+
+    try:
+        return preflight(path)["summary"] + " (pre-flight: edgeinspect doctor MODEL)"
+    except EdgeInspectError as exc:  # the interpreter loaded it, so this is the reader's limit, not the model's
+        return f"Edge TPU: pre-flight not available ({exc})"
+
+
 @click.command("predict", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("paths", nargs=-1, required=True)
@@ -135,6 +146,7 @@ def predict(model, paths, threshold, backend, threads, device, labels, top_k, js
         click.echo(f"model {m.path} ({m.task}, {m.input_size[0]}x{m.input_size[1]} {m.input_dtype.name}, "
                    f"backend {m.backend}{', Edge TPU' if m.on_edgetpu else ''}, {m.threads} threads"
                    + (f", threshold {m.threshold:g}" if m.task != "plain" else "") + ")")
+        click.echo(_edgetpu_summary(m.path))
         if files:
             click.echo(HEADER)
     records, used = [], set()

@@ -264,6 +264,13 @@ def export_run(run_dir, variants=VARIANTS, calib_size=calibration.DEFAULT_CALIB_
         res = parity.judge(parity.compare(ref, got, labels, threshold, info["task"]), min_agreement, max_auroc_drop,
                            min_type_agreement)
         entry = _entry(variant, data, meta, res, no_fail)
+        if variant == "int8":
+            from edge.edgetpu_preflight import preflight
+
+            # Prediction from Coral's op table, so users without edgetpu_compiler see what would map.
+            entry["edgetpu_preflight"] = preflight(data)
+            if say:
+                say(f"[int8] {entry['edgetpu_preflight']['summary']} (prediction, not a compile)")
         path = out_dir / entry["file"]
         atomic_write_bytes(path, data)
         stale = out_dir / f"model_{variant}.failed.tflite"
@@ -333,6 +340,7 @@ def _edgetpu(report, info, out_dir, allow_cpu_ops, no_fail, say):
                  ops_on_edgetpu=parsed["ops_on_edgetpu"], ops_on_cpu=parsed["ops_on_cpu"],
                  total_ops=parsed["total_ops"], cpu_ops=parsed["cpu_ops"], compiler_version=parsed["compiler_version"],
                  edgetpu_subgraphs=parsed["edgetpu_subgraphs"], command=parsed["command"],
+                 preflight_predicted_mapped=int8.get("edgetpu_preflight", {}).get("ops_mapped"),
                  parity={**int8["parity"], "note": "Edge TPU ops need a TPU to run; the compiler keeps int8 arithmetic, "
                                                    "so these are the int8 variant's numbers"})
     report["variants"]["edgetpu"] = entry

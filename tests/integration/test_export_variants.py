@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from edge.cli import main
 from edge.metadata import read_metadata
+from edge.tflite_graph import parse_graph
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +147,11 @@ def test_edgetpu_end_to_end_with_standin_compiler(export_classifier_run, standin
     report = json.loads((run / "export" / "export_report.json").read_text())
     e = report["variants"]["edgetpu"]
     assert (e["ops_on_edgetpu"], e["ops_on_cpu"], e["status"]) == (52, 0, "OK")
+    # The static pre-flight ran on the int8 variant, was printed, and sits beside the compiler's answer.
+    pre = report["variants"]["int8"]["edgetpu_preflight"]
+    assert pre["kind"] == "prediction" and pre["int8"] and pre["summary"] in res.output
+    assert pre["ops_total"] == len(parse_graph(run / "export" / "model_int8.tflite")["operators"])
+    assert e["preflight_predicted_mapped"] == pre["ops_mapped"]
     assert report["calibration"]["n"] == 12
     assert sorted(p.name for p in (run / "export").iterdir()) == [
         "export_report.json", "model_int8.tflite", "model_int8_edgetpu.tflite"]
