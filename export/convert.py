@@ -26,7 +26,9 @@ import numpy as np
 from edge import __version__
 from edge.atomic import atomic_write_bytes, atomic_write_json
 from edge.metadata import with_metadata
-from export import calibration, parity
+from export import calibration
+from export import parity
+from export.variant_threshold import variant_threshold
 from export.errors import CompilerMissing, ExportError
 from export.model_meta import build_metadata
 from export.quiet import captured_output, tail
@@ -243,6 +245,7 @@ def export_run(run_dir, variants=VARIANTS, calib_size=calibration.DEFAULT_CALIB_
         report["calibration"] = cinfo
 
     report_path = out_dir / "export_report.json"
+    cal_images = cal_ref = None
     for variant in [v for v in chosen if v != "edgetpu"]:
         t = time.time()
         if say:
@@ -259,10 +262,15 @@ def export_run(run_dir, variants=VARIANTS, calib_size=calibration.DEFAULT_CALIB_
         it = parity.open_interpreter(data)
         it.allocate_tensors()
         meta = build_metadata(info, it, variant)
+        if cal_images is None:
+            cal_images = _threshold_images(manifest, run_dir, (h, w), rep_images, skip_bad, say)
+            cal_ref = parity.run_keras(model, cal_images, info["task"])["score"]
+        meta["threshold"], meta["threshold_calibration"] = variant_threshold(
+            cal_ref, parity.run_tflite(data, cal_images, meta)["score"], threshold)
         data = with_metadata(data, meta)
         got = parity.run_tflite(data, images, meta)
-        res = parity.judge(parity.compare(ref, got, labels, threshold, info["task"]), min_agreement, max_auroc_drop,
-                           min_type_agreement)
+        res = parity.judge(parity.compare(ref, got, labels, threshold, info["task"], got_threshold=meta["threshold"]),
+                           min_agreement, max_auroc_drop, min_type_agreement)
         entry = _entry(variant, data, meta, res, no_fail)
         if variant == "int8":
             from edge.edgetpu_preflight import preflight
@@ -292,6 +300,19 @@ def export_run(run_dir, variants=VARIANTS, calib_size=calibration.DEFAULT_CALIB_
         say(parity.format_table(report))
         say(f"report: {report_path}")
     return report
+
+
+def _threshold_images(manifest, run_dir, size, rep_images, skip_bad, say):
+    """Images each variant's threshold is measured on: the val split (out-of-sample, like the line's
+    parts) plus the int8 calibration images; never the test split, which judges parity."""
+    files = calibration.split_files(manifest, run_dir, "val")
+    val, _, _ = calibration.load_images([f["abspath"] for f in files], size, skip_bad=skip_bad, progress=say,
+                                        what="threshold images (val split)") if files else (None, [], 0)
+    parts = [x for x in (val, rep_images) if x is not None and len(x)]
+    if not parts:
+        parts = [calibration.load_images([f["abspath"] for f in calibration.split_files(manifest, run_dir, "train")][:64],
+                                         size, skip_bad=skip_bad, progress=say, what="threshold images (train)")[0]]
+    return np.concatenate(parts, axis=0)
 
 
 def binary_report(*a, **k):

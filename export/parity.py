@@ -82,16 +82,18 @@ def _clean(v):
     return None if isinstance(v, float) and math.isnan(v) else v
 
 
-def compare(ref: dict, got: dict, labels, threshold, task) -> dict:
-    """Parity numbers of one variant (``got``) against the float model (``ref``)."""
+def compare(ref: dict, got: dict, labels, threshold, task, got_threshold=None) -> dict:
+    """Parity numbers of one variant (``got``, deciding at its own ``got_threshold``) against the float model."""
     y = np.asarray(labels, int)
+    got_threshold = threshold if got_threshold is None else float(got_threshold)
     s_ref, s_got = ref["score"].astype(np.float64), got["score"].astype(np.float64)
-    v_ref, v_got = s_ref >= threshold, s_got >= threshold
+    v_ref, v_got = s_ref >= threshold, s_got >= got_threshold
     rep_ref = binary_report(y, s_ref, threshold)
-    rep_got = binary_report(y, s_got, threshold)
+    rep_got = binary_report(y, s_got, got_threshold)
     diff = np.abs(s_ref - s_got)
     out = {
         "n": int(len(y)),
+        "threshold": got_threshold,
         "agreement": float(np.mean(v_ref == v_got)) if len(y) else float("nan"),
         "max_abs_score_diff": float(diff.max()) if len(y) else float("nan"),
         "mean_abs_score_diff": float(diff.mean()) if len(y) else float("nan"),
@@ -143,11 +145,11 @@ def _fmt(v, spec):
 
 def format_table(report: dict) -> str:
     """The human view of export_report.json."""
-    head = ("Variant", "Size MB", "Agree", "Type agree", "AUROC", "Bal.acc", "max|dscore|", "Spearman", "Status")
+    head = ("Variant", "Size MB", "Threshold", "Agree", "Type agree", "AUROC", "Bal.acc", "max|dscore|", "Spearman", "Status")
     rows = [head]
     for name, v in report["variants"].items():
         p = v.get("parity") or {}
-        rows.append((name, _fmt(v.get("size_mb"), ".2f"), _fmt(p.get("agreement"), ".4f"),
+        rows.append((name, _fmt(v.get("size_mb"), ".2f"), _fmt(p.get("threshold"), ".4f"), _fmt(p.get("agreement"), ".4f"),
                      _fmt(p.get("type_agreement"), ".4f"), _fmt(p.get("auroc"), ".4f"),
                      _fmt(p.get("balanced_accuracy"), ".4f"), _fmt(p.get("max_abs_score_diff"), ".4f"),
                      _fmt(p.get("spearman"), ".4f"), v.get("status", "?")))
@@ -162,6 +164,7 @@ def format_table(report: dict) -> str:
             f"majority baseline {_fmt(ref.get('majority_baseline'), '.4f')} (always '{ref.get('majority_class')}')")
         for w in ref.get("warnings", []):
             lines.append(f"  WARNING: {w}")
-    lines.append("Agree = share of identical verdicts at the run threshold; Type agree = identical defect type "
+    lines.append("Threshold = the variant's own decision point, measured on its scores of the val/calibration images; "
+                 "Agree = share of identical verdicts (float at the run threshold, the variant at its own); Type agree = identical defect type "
                  "where Keras calls a defect; max|dscore| = largest score difference vs Keras.")
     return "\n".join(lines)

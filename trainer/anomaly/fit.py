@@ -57,7 +57,7 @@ def _progress(echo, what, t0):
 
 
 def features_of(extractor, files, size, batch_size, echo, name):
-    """Load images in chunks (never all decoded at once) and return (N, h, w, D) features."""
+    """Load images in chunks (never all decoded at once) -> [patch (N, h, w, D)] (+ [mean, meansq] (N, C))."""
     from trainer.anomaly.model import extract_features
     from trainer.dataset import load_batch
 
@@ -69,11 +69,11 @@ def features_of(extractor, files, size, batch_size, echo, name):
         x = load_batch([f["abspath"] for f in part], size)
         out.append(extract_features(extractor, x, batch_size))
         echo(f"  features {name}: {min(i + chunk, len(files))}/{len(files)} images ({time.time() - t0:.1f}s)")
-    return np.concatenate(out, axis=0)
+    return [np.concatenate(parts, axis=0) for parts in zip(*out)]
 
 
 def predict_files(model, files, size, batch_size=16):
-    """(scores (N,), maps (N, h, w), images (N, H, W, 3)) from the Keras scorer, as deployed."""
+    """(scores (N,), maps (N, h, w)) from the Keras scorer, as deployed."""
     from trainer.dataset import load_batch
 
     scores, maps = [], []
@@ -88,24 +88,74 @@ def predict_files(model, files, size, batch_size=16):
     return np.concatenate(scores), np.concatenate(maps)
 
 
-def fit_bank(features, settings, seed, echo):
+def fit_bank(patch_features, settings, seed, echo=None):
     """Greedy-coreset memory bank (K, D) from (N, h, w, D) good patch features."""
     from trainer.anomaly.coreset import greedy_coreset
 
-    patches = features.reshape(-1, features.shape[-1])
+    patches = patch_features.reshape(-1, patch_features.shape[-1])
     k = min(settings["bank_size"], len(patches))
     t0 = time.time()
-    echo(f"coreset: choosing {k} of {len(patches)} good patches (greedy k-center, projection {settings['proj_dim']})")
-    idx = greedy_coreset(patches, k, settings["proj_dim"], seed, progress=_progress(echo, "coreset", t0))
+    if echo:
+        echo(f"coreset: choosing {k} of {len(patches)} good patches (greedy k-center, projection "
+             f"{settings['proj_dim']})")
+    idx = greedy_coreset(patches, k, settings["proj_dim"], seed,
+                         progress=_progress(echo, "coreset", t0) if echo else None)
     return patches[idx].astype(np.float32), time.time() - t0
+
+
+def fit_heads(feats, settings, seed, echo=None, device_scale=None):
+    """(bank, gauss or None, coreset seconds) fitted on good-image features."""
+    from trainer.anomaly.gaussian import fit_gaussian
+    from trainer.anomaly.reference import global_stats
+
+    bank, secs = fit_bank(feats[0], settings, seed, echo)
+    g = global_stats(feats)
+    return bank, (fit_gaussian(g, device_scale) if g is not None else None), secs
+
+
+def head_scores(feats, bank, gauss):
+    """Raw (patch, global or None) scores of images from their features."""
+    from trainer.anomaly.gaussian import mahalanobis
+    from trainer.anomaly.reference import global_stats, raw_scores
+
+    g = global_stats(feats)
+    return raw_scores(feats[0], bank), (mahalanobis(g, *gauss) if gauss is not None else None)
+
+
+def global_unit_scale(feats):
+    """Per-feature scale the device applies to the pooled statistics: each global channel to unit RMS
+    over the good training images (mean * c, mean of squares * c^2), so one int8 range fits them all."""
+    c = 1.0 / np.sqrt(np.maximum(feats[2].mean(axis=0), 1e-8))
+    return np.concatenate([c, c ** 2])
+
+
+def out_of_fold(feats, settings, seed, echo, device_scale=None):
+    """Raw scores of every training image from heads fitted without its fold: unbiased good scores
+    for the threshold (in-sample scores sit far below what unseen good parts get)."""
+    n = len(feats[0])
+    k = min(settings["folds"], n)
+    if k < 2:
+        raise DataError(f"{n} good training image(s): out-of-fold calibration needs at least 2")
+    order = np.random.default_rng(seed).permutation(n)
+    patch, glob = np.zeros(n), (np.zeros(n) if len(feats) == 3 else None)
+    t0 = time.time()
+    for i in range(k):
+        held = np.sort(order[i::k])
+        keep = np.setdiff1d(order, held)
+        bank, gauss, _ = fit_heads([f[keep] for f in feats], settings, seed + 1 + i, device_scale=device_scale)
+        p, g = head_scores([f[held] for f in feats], bank, gauss)
+        patch[held] = p
+        if glob is not None:
+            glob[held] = g
+        echo(f"  out-of-fold scores: fold {i + 1}/{k} ({time.time() - t0:.1f}s)")
+    return patch, glob
 
 
 def train_anomaly(cfg, echo=None) -> Path:
     from edge.atomic import atomic_write_json, new_run_dir
     from edge.preprocess import as_hw
-    from trainer.anomaly.calibrate import good_only_threshold
+    from trainer.anomaly.calibrate import scorer_params
     from trainer.anomaly.model import build_feature_extractor, build_scorer
-    from trainer.anomaly.reference import raw_scores
     from trainer.anomaly.settings import anomaly_settings
     from trainer.metrics import auroc, choose_threshold
     from trainer.split import split_items
@@ -118,24 +168,38 @@ def train_anomaly(cfg, echo=None) -> Path:
     val_good = [f for f in files["val"] if f["label"] == 0]
     size = as_hw(cfg.input_size)
     t_start = time.time()
+    gtap = settings["global_tap"] or None
 
-    echo(f"anomaly: MobileNetV2 alpha {cfg.alpha} at {size[0]}x{size[1]}, taps {settings['taps']}, "
-         f"fitting on {len(fit_files)} good images")
+    echo(f"anomaly: MobileNetV2 alpha {cfg.alpha} at {size[0]}x{size[1]}, taps {settings['taps']}"
+         f"{', global ' + gtap if gtap else ''}, fitting on {len(fit_files)} good images")
     extractor = build_feature_extractor(cfg.alpha, size, cfg.weights, settings["taps"], settings["pool"],
-                                        settings["tap_norm"])
+                                        settings["tap_norm"], global_tap=gtap)
     feats = features_of(extractor, fit_files, size, settings["batch_size"], echo, "train/good")
-    grid, dim = feats.shape[1:3], int(feats.shape[-1])
-    bank, coreset_s = fit_bank(feats, settings, cfg.seed, echo)
-    n_patches = int(np.prod(feats.shape[:3]))
+    device_scale = global_unit_scale(feats) if gtap else None
+    grid, dim = feats[0].shape[1:3], int(feats[0].shape[-1])
+    oof_p, oof_g = out_of_fold(feats, settings, cfg.seed, echo, device_scale)
+    bank, gauss, coreset_s = fit_heads(feats, settings, cfg.seed, echo, device_scale)
+    n_patches = int(np.prod(feats[0].shape[:3]))
     del feats
 
     f_val = features_of(extractor, val_good, size, settings["batch_size"], echo, "val/good")
-    raw_val = raw_scores(f_val, bank)
-    t, s, cal = good_only_threshold(raw_val, settings["quantile"], settings["margin"], settings["span"])
-    echo(f"threshold from {len(val_good)} held-out good images: raw {t:.4f} = median {cal['median']:.4f} + "
-         f"{settings['margin']} x (q{settings['quantile']} {cal['quantile_value']:.4f} - median); "
-         f"normalised so the threshold is 0.5")
-    model = build_scorer(extractor, bank, t, s)
+    val_p, val_g = head_scores(f_val, bank, gauss)
+    good_p = np.concatenate([oof_p, val_p])
+    good_g = np.concatenate([oof_g, val_g]) if gauss is not None else None
+    params, cal = scorer_params(bank, good_p, settings["max_false_reject"], settings["span"], settings["gain"],
+                                good_g, gauss, settings["evidence"])
+    cal.update(folds=settings["folds"], n_out_of_fold=int(len(oof_p)), n_val_good=len(val_good))
+    ci = cal["expected_false_reject_ci95"]
+    echo(f"threshold for a false-reject target of {settings['max_false_reject']:.3g} from {len(good_p)} "
+         f"out-of-sample good scores ({len(oof_p)} out-of-fold + {len(val_good)} val): expected false-reject "
+         f"rate {cal['expected_false_reject']:.3f} [95% CI {ci[0]:.3f}-{ci[1]:.3f}]; evidence {cal['evidence']}")
+    if "mu" in params:
+        from trainer.anomaly.gaussian import to_device
+        from trainer.anomaly.model import set_global_scale
+
+        params["mu"], params["w"] = to_device((params["mu"], params["w"]), device_scale)
+        set_global_scale(extractor, device_scale[: len(device_scale) // 2])
+    model = build_scorer(extractor, params)
     fit_seconds = time.time() - t_start
     echo(f"fitted in {fit_seconds:.1f}s: bank {bank.shape[0]} x {dim} from {n_patches} patches, map {grid[0]}x{grid[1]}")
 
@@ -149,21 +213,33 @@ def train_anomaly(cfg, echo=None) -> Path:
     write_plots(run_dir, metrics)
     if settings["save_maps"]:
         write_maps(model, files["test"], size, run_dir / "maps", settings["max_maps"], echo)
-    policy = (f"good-only: median + {settings['margin']} x (q{settings['quantile']} - median) of "
-              f"{len(val_good)} held-out good images")
+    policy = (f"good-only: false-reject target {settings['max_false_reject']:.3g} on {len(good_p)} "
+              f"out-of-sample good scores ({settings['folds']}-fold + val), evidence {cal['evidence']}")
     from trainer.run_folder import write_run_files
 
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="anomaly", labels=LABELS, input_size=size,
                     threshold=0.5, threshold_policy=policy, metrics=metrics,
-                    extra={"anomaly": {"method": "patchcore-coreset", "bank_size": int(bank.shape[0]),
+                    extra={"anomaly": {"method": "patchcore-coreset+gaussian" if gauss is not None else
+                                       "patchcore-coreset", "bank_size": int(bank.shape[0]),
                                        "feature_dim": dim, "map_size": [int(grid[0]), int(grid[1])],
-                                       "taps": settings["taps"], "pool": settings["pool"],
-                                       "tap_norm": settings["tap_norm"],
-                                       "raw_threshold": t, "raw_scale": s, "fit_images": len(fit_files),
+                                       "taps": settings["taps"], "global_tap": gtap, "pool": settings["pool"],
+                                       "tap_norm": settings["tap_norm"], "max_false_reject": settings["max_false_reject"],
+                                       "raw_threshold": params["t"], "raw_scale": params["s"],
+                                       "fit_images": len(fit_files),
                                        "fit_patches": n_patches, "fit_seconds": round(fit_seconds, 2)}})
-    atomic_write_json(run_dir / "calibration.json", cal)
+    atomic_write_json(run_dir / "calibration.json", _jsonable(cal))
     echo(f"run folder: {run_dir}")
     return run_dir
+
+
+def _jsonable(d):
+    if isinstance(d, dict):
+        return {k: _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    if isinstance(d, np.generic):
+        return d.item()
+    return d
 
 
 def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
@@ -172,8 +248,10 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
     from trainer.metrics import binary_report, format_report
     from trainer.train import per_type_recall
 
-    out = {"threshold": 0.5, "calibration": cal, "threshold_policy": "good-only"}
-    warnings = [f"threshold: {cal['warning']}"] if "warning" in cal else []
+    out = {"threshold": 0.5, "calibration": _jsonable(cal), "threshold_policy": "good-only"}
+    warnings = []
+    if "warning" in cal:  # a limit of the data, said once, not an alarm about the model
+        echo(f"note: threshold: {cal['warning']}")
     for split in ("val", "test"):
         if not files[split]:
             out[split] = None

@@ -3,9 +3,11 @@
 ``import trainer.anomaly`` (or this module) must run before
 ``keras.models.load_model`` on an anomaly run's ``model.keras``.
 
-The scorer is built from ops that TFLite int8 and the Edge TPU handle well:
-L2 normalisation (fixed [-1, 1] range), one FULLY_CONNECTED against the
-memory bank (constant weights), REDUCE_MIN, LOGISTIC (fixed [0, 1] range).
+Every layer lowers to a TFLite op on the Edge TPU's supported list (see
+``edge/edgetpu_ops.json``): L2_NORMALIZATION, REDUCE_MIN / REDUCE_MAX and
+STRIDED_SLICE. The rest of the scorer is stock Keras layers (CONV_2D,
+DEPTHWISE_CONV_2D, RESIZE_NEAREST_NEIGHBOR, MEAN, MUL, ADD, FULLY_CONNECTED
+with a one-dimensional output, LOGISTIC).
 """
 from __future__ import annotations
 
@@ -37,51 +39,16 @@ class L2Normalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class BankDistance(keras.layers.Layer):
-    """(B, P, D) unit features -> (B, P) normalised nearest-neighbour distance to the bank.
+class ChannelMin(keras.layers.Layer):
+    """(B, h, w, K) -> (B, h, w): the nearest bank row per patch (REDUCE_MIN over channels).
 
-    For unit vectors f and bank rows m_j, ``1 - <f, m_j>`` is half the squared
-    Euclidean distance, so the nearest neighbour is one matrix product and a
-    reduction. The calibration affine ``(d - t) / s`` is folded into the matrix
-    product's weights and bias *before* the reduction: the matmul output's int8
-    range is then calibrated over distances to every bank row (good patches
-    far from most rows), which covers the distances a defect reaches even
-    though calibration only sees good images. A reduction keeps its input's
-    scale and the logistic has a fixed [0, 1] output, so no later tensor is
-    clipped to the range of good images.
+    The bank is a 1x1 CONV_2D over the feature grid, not a FULLY_CONNECTED on
+    (B, h*w, D): the Edge TPU maps a fully-connected op only with a
+    one-dimensional output, and a conv keeps the grid 3-D.
     """
 
-    def __init__(self, bank_size, feature_dim, threshold=0.5, scale=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.bank_size = int(bank_size)
-        self.feature_dim = int(feature_dim)
-        self.threshold = float(threshold)
-        self.scale = float(scale)
-
-    def build(self, input_shape):
-        # Stored already scaled: kernel = -bank^T / s, bias = (1 - t) / s.
-        self.kernel = self.add_weight(name="kernel", shape=(self.feature_dim, self.bank_size),
-                                      initializer="zeros", trainable=False)
-        self.bias = self.add_weight(name="bias", shape=(self.bank_size,), initializer="zeros", trainable=False)
-
-    def set_bank(self, bank):
-        bank = np.asarray(bank, dtype=np.float32)
-        if bank.shape != (self.bank_size, self.feature_dim):
-            raise ValueError(f"bank shape {bank.shape} != {(self.bank_size, self.feature_dim)}")
-        self.kernel.assign(-bank.T / np.float32(self.scale))
-        self.bias.assign(np.full((self.bank_size,), (1.0 - self.threshold) / self.scale, np.float32))
-
-    def bank(self):
-        """The unit-norm bank rows (K, D), recovered from the folded weights."""
-        return -np.asarray(self.kernel.numpy()).T * np.float32(self.scale)
-
     def call(self, x):
-        z = keras.ops.matmul(x, self.kernel) + self.bias
-        return keras.ops.min(z, axis=-1)
-
-    def get_config(self):
-        return {**super().get_config(), "bank_size": self.bank_size, "feature_dim": self.feature_dim,
-                "threshold": self.threshold, "scale": self.scale}
+        return keras.ops.min(x, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -90,3 +57,11 @@ class ImageMax(keras.layers.Layer):
 
     def call(self, x):
         return keras.ops.max(keras.ops.reshape(x, (-1, int(np.prod(x.shape[1:])))), axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class First(keras.layers.Layer):
+    """(B, n) -> (B, 1): the real value of an anchored vector (see ``model.ANCHOR``)."""
+
+    def call(self, x):
+        return x[:, :1]

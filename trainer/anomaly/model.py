@@ -1,14 +1,23 @@
 """The anomaly scorer as one Keras graph: raw pixels -> {"score": (B, 1), "map": (B, h, w)}.
 
-Graph (every part converts to TFLite float32 and full-integer int8)::
+Graph (converts to TFLite float32 and full-integer int8; every op is on the Edge TPU's list)::
 
-    raw pixels 0..255 -> Rescaling(1/127.5, -1) -> MobileNetV2 taps (two depths)
-    -> L2 normalise each tap -> deeper tap resized to the shallower grid -> concat -> 3x3 average pool
-    -> L2 normalise -> reshape (h*w, D) -> BankDistance (matmul with the bank + min)
-    -> sigmoid -> "map" (B, h, w);  max over the map -> "score" (B, 1)
+    raw pixels -> Rescaling -> MobileNetV2 taps
+      patch path:  L2 per tap -> deeper tap x2 (nearest + [1 2 1] smoothing = bilinear) -> concat
+                   -> 3x3 average -> L2 -> bank as a 1x1 CONV_2D (RELU6) -> min over channels
+                   -> 1x1 conv -> sigmoid -> "map";  max -> patch evidence (image level)
+      global path: per-channel unit scale -> pooled mean and mean of squares -> whitening (1x1 conv)
+                   -> squares -> sum (1x1 conv) -> Mahalanobis evidence
+      score = sigmoid(max(patch evidence, global evidence))   (each normalised by out-of-fold good scores)
 
-``score`` and ``map`` are ``sigmoid((d - t) / s)`` of the nearest-neighbour
-distance ``d``, so the decision threshold is exactly 0.5 for both.
+The map decides at 0.5 per cell with the patch path's own threshold; the score decides at 0.5 with
+the combined threshold chosen for the false-reject target (``trainer.anomaly.calibrate``).
+
+Why the detours: the Edge TPU maps FULLY_CONNECTED only with a one-dimensional output (the bank is
+a conv), and bilinear resizing may be refused (a nearest x2 followed by a fixed depthwise [1 2 1]
+filter is bilinear up-sampling exactly, borders aside). int8 tensors are calibrated on good images
+only, so each evidence vector carries two constant *anchor* entries (+A, -A): the tensor's range
+then covers scores far above any good image instead of clipping every defect at the good maximum.
 """
 from __future__ import annotations
 
@@ -18,11 +27,14 @@ from trainer.anomaly import layers as L
 from trainer.tfutil import import_keras
 
 DEFAULT_TAPS = ("block_5_add", "block_12_add")  # strides 8 and 16: mid-level texture + part structure
+ANCHOR = 4.0      # logit anchors: the score logit's int8 range is [-8, 8] (0.03 logit steps at the decision)
+Z_ANCHOR = 5.0    # whitened components keep [-10, 10] (good images sit within about +-5)
 
 
 def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
-                            tap_norm=True):
-    """Input raw pixels (None, H, W, 3) -> unit patch features (None, h, w, D)."""
+                            tap_norm=True, global_tap=None):
+    """Raw pixels (None, H, W, 3) -> [unit patch features (None, h, w, D)] (+ [mean, mean of squares]
+    (None, 1, 1, C) each of ``global_tap`` when given)."""
     keras = import_keras()
     from edge.preprocess import OFFSET, SCALE, as_hw
     from trainer.backbone import build_backbone
@@ -30,59 +42,170 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     h, w = as_hw(input_size)
     base = build_backbone(alpha=alpha, input_size=(h, w), weights=weights)
     names = {layer.name for layer in base.layers}
-    missing = [t for t in taps if t not in names]
+    wanted = list(taps) + ([global_tap] if global_tap else [])
+    missing = [t for t in wanted if t not in names]
     if missing:
         from edge.errors import EdgeInspectError
 
-        raise EdgeInspectError(f"anomaly.taps {missing} are not MobileNetV2 layers; use e.g. {list(DEFAULT_TAPS)}")
-    tapper = keras.Model(base.input, [base.get_layer(t).output for t in taps], name="backbone_taps")
+        raise EdgeInspectError(f"anomaly taps {missing} are not MobileNetV2 layers; use e.g. {list(DEFAULT_TAPS)}")
+    tapper = keras.Model(base.input, [base.get_layer(t).output for t in wanted], name="backbone_taps")
     tapper.trainable = False
 
     inp = keras.Input((h, w, 3), dtype="float32", name="image")
     x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale_pixels")(inp)
-    feats = tapper(x, training=False)
-    feats = feats if isinstance(feats, (list, tuple)) else [feats]
+    outs = tapper(x, training=False)
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    feats, g = outs[:len(taps)], (outs[len(taps)] if global_tap else None)
     gh, gw = feats[0].shape[1], feats[0].shape[2]
-    resized = []
+    grid = []
     for i, f in enumerate(feats):
         # Unit length per tap: each depth weighs the same whatever its activation range, and
         # every tap leaves int8 with the same fixed [-1, 1] scale, so the concat loses nothing.
         if tap_norm:
             f = L.L2Normalize(name=f"unit_tap_{i}")(f)
-        if (f.shape[1], f.shape[2]) != (gh, gw):
-            f = keras.layers.Resizing(gh, gw, interpolation="bilinear", name=f"to_grid_{i}")(f)
-        resized.append(f)
-    x = keras.layers.Concatenate(axis=-1, name="taps")(resized) if len(resized) > 1 else resized[0]
+        fh, fw = f.shape[1], f.shape[2]
+        if (fh, fw) != (gh, gw):
+            if gh % fh or gw % fw or gh // fh != gw // fw:
+                from edge.errors import EdgeInspectError
+
+                raise EdgeInspectError(f"anomaly tap {taps[i]} ({fh}x{fw}) is not an integer fraction of the "
+                                       f"first tap's grid {gh}x{gw}; order taps from shallow to deep")
+            f = _upsample(keras, f, gh // fh, f"to_grid_{i}")
+        grid.append(f)
+    x = keras.layers.Concatenate(axis=-1, name="taps")(grid) if len(grid) > 1 else grid[0]
     if pool and pool > 1:
         # Local neighbourhood: a patch feature describes its 3x3 surroundings (PatchCore).
         x = keras.layers.AveragePooling2D(pool, strides=1, padding="same", name="local_pool")(x)
     x = L.L2Normalize(name="unit_features")(x)
-    return keras.Model(inp, x, name="patch_features")
+    outputs = [x]
+    if g is not None:
+        # Per-channel scale to unit RMS (set by ``set_global_scale`` once good images are seen): the
+        # pooled statistics then share one int8 range without a loud channel coarsening the rest.
+        unit = keras.layers.DepthwiseConv2D(1, use_bias=False, trainable=False, name="global_scale")
+        g = unit(g)
+        unit.set_weights([np.ones((1, 1, g.shape[-1], 1), np.float32)])
+        sq = keras.layers.Multiply(name="global_square")([g, g])
+        outputs += [keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_mean")(g),
+                    keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_meansq")(sq)]
+    return keras.Model(inp, outputs, name="patch_features")
 
 
-def build_scorer(extractor, bank, threshold, scale, name="anomaly_scorer"):
-    """Extractor + memory bank + calibration -> the deployable model (dict outputs)."""
+def set_global_scale(extractor, scale):
+    """Set the global path's per-channel scale (C,) in place."""
+    layer = extractor.get_layer("global_scale")
+    layer.set_weights([np.asarray(scale, np.float32).reshape(1, 1, -1, 1)])
+
+
+def _upsample(keras, f, factor, name):
+    """Bilinear x``factor`` as nearest + a fixed separable triangle filter (Edge TPU-safe)."""
+    c = f.shape[-1]
+    # Resizing lowers to RESIZE_NEAREST_NEIGHBOR; UpSampling2D lowers to a 5-D repeat the Edge TPU refuses.
+    up = keras.layers.Resizing(f.shape[1] * factor, f.shape[2] * factor, interpolation="nearest",
+                               name=name + "_nearest")(f)
+    k1 = np.convolve(np.ones(factor), np.ones(factor)) / factor ** 2  # [1 2 1]/4 for x2
+    kernel = np.outer(k1, k1)[:, :, None, None] * np.ones((1, 1, c, 1))
+    conv = keras.layers.DepthwiseConv2D(len(k1), padding="same", use_bias=False, trainable=False, name=name)
+    out = conv(up)
+    conv.set_weights([kernel.astype(np.float32)])
+    return out
+
+
+def build_scorer(extractor, params, name="anomaly_scorer"):
+    """Extractor + calibrated heads -> the deployable model (dict outputs).
+
+    ``params`` (``trainer.anomaly.calibrate.scorer_params``): ``bank`` (K, D), ``t``/``s`` (patch
+    distance -> map logit), ``patch`` (a, b: zmax -> half-logit), and when the extractor has a global
+    path ``mu``/``w`` (whitening) and ``global`` (a, b: squared distance -> half-logit).
+    """
     keras = import_keras()
-    bank = np.asarray(bank, dtype=np.float32)
-    _, gh, gw, d = extractor.output.shape
+    bank = np.asarray(params["bank"], dtype=np.float32)
+    k, d = bank.shape
     inp = keras.Input(extractor.input.shape[1:], dtype="float32", name="image")
-    f = extractor(inp)
-    # (B, h, w, D) -> (B, h*w, D): the matmul stays <= 3-D for the Edge TPU compiler.
-    f = keras.layers.Reshape((gh * gw, d), name="patches")(f)
-    bank_layer = L.BankDistance(bank.shape[0], d, threshold=threshold, scale=scale, name="bank_distance")
-    z = bank_layer(f)
-    m = keras.layers.Activation("sigmoid", name="map_flat")(z)
-    amap = keras.layers.Reshape((gh, gw), name="map")(m)
-    score = L.ImageMax(name="score")(amap)
-    bank_layer.set_bank(bank)
+    outs = extractor(inp)
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    f = outs[0]
+    t, s, unit = float(params["t"]), float(params["s"]), float(params["unit"])
+    # d / unit = (1 - <f, m>) / unit per bank row, clamped to [0, 6] by a fused RELU6: int8 steps are
+    # then 6 * unit / 255 of distance wherever the distances lie, and distances past 6 * unit (far above
+    # any threshold) all read "very far" (measured: 2.6x finer than a range calibrated over every row).
+    bank_conv = keras.layers.Conv2D(k, 1, activation="relu6", name="bank")
+    near = L.ChannelMin(name="nearest")(bank_conv(f))
+    bank_conv.set_weights([(-bank.T / unit)[None, None].astype(np.float32), np.full((k,), 1.0 / unit, np.float32)])
+    # the map's logit (d - t) / s, a 1x1 conv on the (B, h, w, 1) grid
+    to_logit = keras.layers.Conv2D(1, 1, name="map_logit")
+    z = to_logit(keras.layers.Reshape(tuple(near.shape[1:]) + (1,), name="nearest_grid")(near))
+    to_logit.set_weights([np.full((1, 1, 1, 1), unit / s, np.float32), np.array([-t / s], np.float32)])
+    amap = keras.layers.Reshape(tuple(near.shape[1:]), name="map")(keras.layers.Activation("sigmoid", name="map_cells")(z))
+    evidence = []
+    if "patch" in params:
+        evidence.append(_anchored(keras, L.ImageMax(name="patch_max")(near), params["patch"], "patch_evidence"))
+    if len(outs) == 3 and "global" in params:
+        evidence.append(_global_evidence(keras, outs[1], outs[2], params))
+    # The stronger evidence decides: a casting's texture shows in the global statistics, a bottle's
+    # chip in one patch; a sum let the weak one dilute the strong one (castings recall 0.53 -> 0.9).
+    e = keras.layers.Maximum(name="evidence")(evidence) if len(evidence) > 1 else evidence[0]
+    score = keras.layers.Activation("sigmoid", name="score")(L.First(name="logit")(e))
     return keras.Model(inp, {"score": score, "map": amap}, name=name)
 
 
-def scorer_parts(model):
-    """(extractor, bank (K, D), threshold t, scale s) of a built/loaded scorer."""
+def _anchored(keras, x, ab, name):
+    """(B, 1) -> (B, 3) = [a x + b, +A, -A]: one FULLY_CONNECTED with a one-dimensional output."""
+    a, b = (float(v) for v in ab)
+    dense = keras.layers.Dense(3, name=name)
+    out = dense(x)
+    dense.set_weights([np.array([[a, 0.0, 0.0]], np.float32), np.array([b, ANCHOR, -ANCHOR], np.float32)])
+    return out
+
+
+def _global_evidence(keras, mean, meansq, params):
+    """Whitened pooled statistics -> (B, 3) anchored half-logit of the squared Mahalanobis distance."""
+    mu, w = np.asarray(params["mu"], np.float32), np.asarray(params["w"], np.float32)
+    c = mean.shape[-1]
+    dz = w.shape[0]
+    anchors = np.array([Z_ANCHOR, -Z_ANCHOR], np.float32)
+    # z = W1 (mean - mu1) + W2 (meansq - mu2); 1x1 convs quantize per output channel, so the
+    # whitening rows (scales 1/sqrt(lambda) over orders of magnitude) each keep their own scale.
+    parts = []
+    for i, (src, sl) in enumerate(((mean, slice(0, c)), (meansq, slice(c, 2 * c)))):
+        conv = keras.layers.Conv2D(dz + 2, 1, name=f"whiten_{i}")
+        parts.append(conv(src))
+        kern = np.concatenate([w[:, sl].T, np.zeros((c, 2), np.float32)], axis=1)[None, None]
+        bias = np.concatenate([-(w @ mu) if i == 0 else np.zeros(dz, np.float32), anchors])
+        conv.set_weights([kern.astype(np.float32), bias.astype(np.float32)])
+    z = keras.layers.Add(name="whitened")(parts)
+    sq = keras.layers.Multiply(name="whitened_square")([z, z])
+    a, b = (float(v) for v in params["global"])
+    total = keras.layers.Conv2D(3, 1, name="global_sum")
+    out = total(sq)
+    kern = np.zeros((dz + 2, 3), np.float32)
+    kern[:dz, 0] = a
+    total.set_weights([kern[None, None], np.array([b, ANCHOR, -ANCHOR], np.float32)])
+    return keras.layers.Reshape((3,), name="global_evidence")(out)
+
+
+def scorer_params(model):
+    """(extractor, params) of a built/loaded scorer: the ``build_scorer`` parameters read back from
+    its weights, for ``reference.score_and_map``."""
     extractor = next(layer for layer in model.layers if layer.name == "patch_features")
-    bank_layer = model.get_layer("bank_distance")
-    return extractor, bank_layer.bank(), bank_layer.threshold, bank_layer.scale
+    kernel, bias = model.get_layer("bank").get_weights()
+    kernel = kernel[0, 0]                     # (D, K) = -bank^T / unit, bias = 1 / unit, unit bank rows
+    unit = float(1.0 / bias[0])
+    k1, b1 = model.get_layer("map_logit").get_weights()  # unit / s, -t / s
+    s = float(unit / k1.ravel()[0])
+    params = {"bank": (-kernel.T * unit).astype(np.float32), "unit": unit, "t": float(-b1[0] * s), "s": s}
+    names = {layer.name for layer in model.layers}
+    if "patch_evidence" in names:
+        k, b = model.get_layer("patch_evidence").get_weights()
+        params["patch"] = (float(k[0, 0]), float(b[0]))
+    if "global_sum" in names:
+        (k0, b0), (k1, _) = (model.get_layer(f"whiten_{i}").get_weights() for i in (0, 1))
+        dz = k0.shape[-1] - 2
+        w = np.concatenate([k0[0, 0, :, :dz].T, k1[0, 0, :, :dz].T], axis=1)
+        params["w"] = w
+        params["mu"] = np.linalg.lstsq(w, -b0[:dz], rcond=None)[0].astype(np.float32)
+        k, b = model.get_layer("global_sum").get_weights()
+        params["global"] = (float(k[0, 0, 0, 0]), float(b[0]))
+    return extractor, params
 
 
 def rebuild_batch1(model):
@@ -93,14 +216,19 @@ def rebuild_batch1(model):
 
 
 def extract_features(extractor, images, batch_size=16, progress=None):
-    """uint8 (N, H, W, 3) -> float32 (N, h, w, D), in batches with progress callbacks."""
-    out = []
+    """uint8 (N, H, W, 3) -> list of float32 arrays [(N, h, w, D)] (+ [(N, C), (N, C)] global stats)."""
+    out = None
     n = len(images)
     for i in range(0, n, batch_size):
         batch = np.asarray(images[i:i + batch_size], dtype=np.float32)
-        out.append(np.asarray(extractor(batch, training=False)))
+        res = extractor(batch, training=False)
+        res = list(res) if isinstance(res, (list, tuple)) else [res]
+        res = [np.asarray(r).reshape(len(batch), -1) if j else np.asarray(r) for j, r in enumerate(res)]
+        out = [[r] for r in res] if out is None else [o + [r] for o, r in zip(out, res)]
         if progress:
             progress(min(i + batch_size, n), n)
-    if not out:
-        return np.zeros((0,) + tuple(extractor.output.shape[1:]), np.float32)
-    return np.concatenate(out, axis=0)
+    if out is None:
+        shapes = [tuple(o.shape[1:]) for o in (extractor.outputs if isinstance(extractor.outputs, list)
+                                              else [extractor.output])]
+        return [np.zeros((0,) + (s if j == 0 else (int(np.prod(s)),)), np.float32) for j, s in enumerate(shapes)]
+    return [np.concatenate(o, axis=0) for o in out]

@@ -1,7 +1,9 @@
-"""NumPy reference of the scorer head, the yardstick the exported graphs are checked against."""
+"""NumPy reference of the scorer heads, the yardstick the exported graphs are checked against."""
 from __future__ import annotations
 
 import numpy as np
+
+from trainer.anomaly.gaussian import mahalanobis
 
 
 def nearest_distance(features, bank, chunk=4096):
@@ -17,9 +19,14 @@ def nearest_distance(features, bank, chunk=4096):
 
 
 def raw_scores(features, bank):
-    """Per-image raw score: the worst patch's distance. features (N, h, w, D) -> (N,)."""
+    """Per-image raw patch score: the worst patch's distance. features (N, h, w, D) -> (N,)."""
     d = nearest_distance(features, bank)
     return d.reshape(len(d), -1).max(axis=1) if len(d) else np.zeros(0, np.float32)
+
+
+def global_stats(feats):
+    """[patch, mean, meansq] feature list -> (N, 2C) pooled statistics (None without a global path)."""
+    return np.concatenate([feats[1], feats[2]], axis=1) if len(feats) == 3 else None
 
 
 def sigmoid(x):
@@ -27,12 +34,23 @@ def sigmoid(x):
 
 
 def normalise(raw, threshold, scale):
-    """Raw distance -> the model's output scale, where ``threshold`` lands at exactly 0.5."""
+    """Raw distance -> the map's output scale, where ``threshold`` lands at exactly 0.5."""
     return sigmoid((np.asarray(raw, dtype=np.float64) - threshold) / scale)
 
 
-def score_and_map(features, bank, threshold, scale):
+def score_and_map(feats, params):
     """What the Keras/TFLite scorer outputs, computed in NumPy: (score (N, 1), map (N, h, w))."""
-    d = nearest_distance(features, bank)
-    amap = normalise(d, threshold, scale)
-    return amap.reshape(len(amap), -1).max(axis=1, keepdims=True), amap
+    feats = feats if isinstance(feats, (list, tuple)) else [feats]
+    d = nearest_distance(feats[0], params["bank"])
+    near = np.clip(d / params["unit"], 0.0, 6.0)          # the bank conv's fused RELU6
+    z = (near * params["unit"] - params["t"]) / params["s"]
+    logits = []
+    if "patch" in params:
+        a, b = params["patch"]
+        logits.append(a * near.reshape(len(near), -1).max(axis=1) + b)
+    g = global_stats(feats)
+    if g is not None and "global" in params:
+        ga, gb = params["global"]
+        logits.append(ga * mahalanobis(g, params["mu"], params["w"]) + gb)
+    logit = np.max(logits, axis=0)
+    return sigmoid(logit)[:, None], sigmoid(z)

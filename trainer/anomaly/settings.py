@@ -8,10 +8,16 @@ Keys (all optional)::
     pool         3      local average window over the feature grid (1 = off)
     bank_size    2048   memory-bank rows kept by the greedy coreset (int8: bank_size * D bytes)
     proj_dim     128    random-projection width used while choosing the coreset
-    quantile     0.99   quantile of held-out good raw scores that sets the threshold ...
-    margin       1.1    ... threshold = median + margin * (quantile - median)
-    span         5.0    sigmoid scale s = (1 - threshold) / span: raw distance 1 -> sigmoid(span);
+    global_tap   "block_6_expand_relu"  layer whose pooled statistics feed the image-level Gaussian
+                 (Mahalanobis) evidence; "" turns it off (patch evidence only)
+    evidence     "patch+global"  what decides the image: "patch+global" (the stronger of the two),
+                 "patch" (nearest-patch distance only) or "global" (the Gaussian only; needs global_tap)
+    max_false_reject 0.01  share of good parts the user accepts rejecting; the threshold is the
+                 1 - target quantile of out-of-fold good scores (trainer/anomaly/calibrate.py)
+    folds        5      out-of-fold scoring: the bank and Gaussian are refitted without each fold
+    span         5.0    map sigmoid scale s = (1 - t) / span: raw distance 1 -> sigmoid(span);
                         keeps defect scores apart in int8 (1/256 output steps) instead of all at 1
+    gain         2.0    score = sigmoid(gain * (evidence - threshold)), evidence in good-spread units
     batch_size   16     images per feature-extraction batch
     save_maps    false  write anomaly-map overlays for a sample of test images to run_dir/maps/
     max_maps     24     how many overlays at most (spread over the test types)
@@ -20,15 +26,19 @@ from __future__ import annotations
 
 from trainer.config import ConfigError
 
+EVIDENCE = ("patch+global", "patch", "global")
 DEFAULTS = {
     "taps": ["block_5_add", "block_12_add"],
     "pool": 3,
     "tap_norm": True,
     "bank_size": 2048,
     "proj_dim": 128,
-    "quantile": 0.99,
-    "margin": 1.1,
+    "global_tap": "block_6_expand_relu",
+    "evidence": "patch+global",
+    "max_false_reject": 0.01,
+    "folds": 5,
     "span": 5.0,
+    "gain": 2.0,
     "batch_size": 16,
     "save_maps": False,
     "max_maps": 24,
@@ -50,24 +60,30 @@ def anomaly_settings(raw) -> dict:
         s["taps"] = [t.strip() for t in s["taps"].split(",") if t.strip()]
     if not s["taps"] or not all(isinstance(t, str) for t in s["taps"]):
         bad("taps", "must be a list of MobileNetV2 layer names")
-    for key, lo in (("pool", 1), ("bank_size", 1), ("proj_dim", 0), ("batch_size", 1), ("max_maps", 0)):
+    if not isinstance(s["global_tap"], str):
+        bad("global_tap", "must be a MobileNetV2 layer name or \"\" (off)")
+    if s["evidence"] not in EVIDENCE:
+        bad("evidence", f"must be one of {', '.join(EVIDENCE)}")
+    if "global" in s["evidence"] and not s["global_tap"]:
+        bad("evidence", "needs anomaly.global_tap (a MobileNetV2 layer) for the global evidence")
+    for key, lo in (("pool", 1), ("bank_size", 1), ("proj_dim", 0), ("batch_size", 1), ("max_maps", 0),
+                    ("folds", 2)):
         try:
             s[key] = int(s[key])
         except (TypeError, ValueError):
             bad(key, "is not an integer")
         if s[key] < lo:
             bad(key, f"must be >= {lo}")
-    for key in ("quantile", "margin", "span"):
+    for key in ("max_false_reject", "span", "gain"):
         try:
             s[key] = float(s[key])
         except (TypeError, ValueError):
             bad(key, "is not a number")
-    if not 0.5 <= s["quantile"] < 1.0:
-        bad("quantile", "must be in [0.5, 1)")
-    if s["margin"] < 1.0:
-        bad("margin", "must be >= 1 (below 1 the threshold sits inside the good scores)")
-    if s["span"] <= 0:
-        bad("span", "must be > 0")
+    if not 0.0 < s["max_false_reject"] < 0.5:
+        bad("max_false_reject", "must be in (0, 0.5): the share of good parts you accept rejecting, e.g. 0.01")
+    for key in ("span", "gain"):
+        if not s[key] > 0 or s[key] != s[key] or s[key] == float("inf"):
+            bad(key, "must be a finite number > 0")
     s["save_maps"] = bool(s["save_maps"])
     s["tap_norm"] = bool(s["tap_norm"])
     return s
