@@ -65,6 +65,21 @@ def read_log(path):
                     continue
 
 
+def history(log_path):
+    """From a previous run's log: (paths already handled, paths queued but not inspected at the last stop)."""
+    done, carry = set(), set()
+    if not log_path:
+        return done, carry
+    for rec in read_log(log_path):
+        src = rec.get("source")
+        if rec.get("status") in ("ok", "error") and src:
+            done.add(src)
+            carry.discard(src)
+        elif rec.get("event") == "stop":
+            carry.update(rec.get("pending") or [])
+    return done, carry - done
+
+
 class JsonlLog:
     """Thread-safe append-only JSONL writer; ``max_bytes`` 0 disables rotation."""
 

@@ -71,7 +71,7 @@ def test_folder_service_partial_file_rejects_metrics_and_restart(tmp_path, tiny_
     (cam / "b_grey.png").write_bytes(full)
     (cam / "c_bad.png").write_bytes(b"not a png at all")
     _wait(lambda: len(_items(log)) == 3, what="b and c")
-    port = svc.metrics.port
+    port = svc.sinks.get("metrics").port
     assert (_metric(port, "edgeinspect_passed_total"), _metric(port, "edgeinspect_failed_total"),
             _metric(port, "edgeinspect_errors_total")) == (1, 1, 1)
     summary = _stop(svc, t, box)
@@ -193,7 +193,7 @@ def test_mqtt_events_reach_a_real_broker(tmp_path, tiny_classifier_tflite, watch
         cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(tmp_path / "m.jsonl"),
                           mqtt=f"{host}:{port}", topic="test/line1", quiet=True)
         svc = Service(cfg)
-        svc.mqtt.connected.wait(5)
+        svc.sinks.get("mqtt").connected.wait(5)
         summary = svc.run(install_signals=False)
         _wait(lambda: len([m for m in got if m[0] == "test/line1"]) == 30, what="30 MQTT events")
     finally:
@@ -254,7 +254,7 @@ def test_sigterm_stops_cleanly_with_summary(tmp_path, tiny_classifier_tflite):
 def test_mqtt_sink_reconnects_and_delivers_what_was_queued_while_the_broker_was_down(tmp_path):
     import paho.mqtt.client as mqtt
 
-    from edge.watch.mqtt import MqttSink
+    from edge.watch.sinks.mqtt import MqttSink
     from tests.fixtures.watch import start_mosquitto
 
     port = free_port()
@@ -303,3 +303,56 @@ def test_anomaly_reject_gets_a_heat_map_overlay(tmp_path, tiny_anomaly_tflite):
     assert len(files) == 2 and files[0].endswith("_spot.png") and files[1].endswith("_spot_overlay.png")
     overlay = np.asarray(Image.open(rej / files[1]))
     assert overlay.shape == (64, 64, 3) and not np.array_equal(overlay, img)
+
+
+class _Broken:
+    """A sink whose every call fails, like a PLC driver that lost its socket."""
+
+    def __init__(self, name, before_log=False):
+        self.name, self.before_log, self.calls = name, before_log, 0
+
+    def handle(self, record, prediction, item):
+        self.calls += 1
+        raise ConnectionError(f"{self.name} is down")
+
+    def event(self, record):
+        raise RuntimeError("event failed")
+
+    def close(self):
+        raise RuntimeError("close failed")
+
+
+def test_a_failing_sink_is_logged_and_counted_and_never_costs_a_log_line(tmp_path, tiny_classifier_tflite, watch_video):
+    log = tmp_path / "s.jsonl"
+    svc = Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(log), quiet=True))
+    early, late = _Broken("plc", before_log=True), _Broken("opcua")
+    svc.sinks.sinks += [early, late]
+    summary = svc.run(install_signals=False)
+    items = _items(log)
+    assert [r["source"] for r in items] == [f"video:{i}" for i in range(30)]  # every line is there
+    assert all(r["status"] == "ok" and "plc is down" in r["plc_error"] for r in items)
+    assert early.calls == late.calls == 30
+    errors = _events(log, "sink_error")
+    assert {e["sink"] for e in errors} == {"plc", "opcua"}
+    assert sum(e["during"] == "handle" and e["sink"] == "opcua" for e in errors) == 30
+    assert summary["sink_errors"]["plc"] == summary["sink_errors"]["opcua"] >= 30 + 1  # handle + start event
+    assert summary["ok"] == 30 and "output errors: opcua" in __import__("edge.watch.status", fromlist=["x"]).format_summary(summary)
+
+
+def test_missing_overlay_support_is_logged_once_and_counted(tmp_path, tiny_anomaly_tflite, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    cam, rej, log = tmp_path / "cam", tmp_path / "rej", tmp_path / "o.jsonl"
+    cam.mkdir()
+    for i in range(2):
+        img = np.full((64, 64, 3), 60, np.uint8)
+        img[8:24, 8 + i:24 + i] = 250
+        Image.fromarray(img).save(cam / f"spot{i}.png")
+    monkeypatch.setitem(sys.modules, "edge.overlay", None)  # import edge.overlay -> ImportError
+    svc = Service(WatchConfig(model=str(tiny_anomaly_tflite), source=str(cam), rejects=str(rej), log=str(log),
+                              poll=0.02, quiet=True, max_items=2))
+    summary = svc.run(install_signals=False)
+    assert summary["failed"] == 2 and summary["rejects"] == 2 and summary["reject_overlays_missing"] == 2
+    assert len(_events(log, "reject_overlay_unavailable")) == 1
+    assert sorted(os.listdir(rej))[0].endswith("_spot0.png") and len(os.listdir(rej)) == 2

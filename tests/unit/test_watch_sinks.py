@@ -8,8 +8,9 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from edge.watch.hook import HookRunner
-from edge.watch.metrics import DriftTracker, Metrics
+from edge.watch.sinks.hook import HookRunner
+from edge.watch.sinks.prometheus import Metrics
+from edge.watch.stats import DriftTracker
 from edge.watch.systemd import unit_text
 
 
@@ -126,3 +127,31 @@ def test_unit_text_is_a_valid_ini():
     cp = configparser.ConfigParser(strict=False, interpolation=None)
     cp.read_string(unit_text(["--model", "/m.tflite", "--source", "/cam"], user="pi", workdir="/"))
     assert cp["Service"]["User"] == "pi" and cp["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_cli_defaults_are_the_config_defaults():
+    from dataclasses import MISSING, fields
+
+    from edge.watch.cli import watch
+    from edge.watch.config import WatchConfig
+
+    params = {p.name: p for p in watch.params}
+    shared = [f for f in fields(WatchConfig) if f.default is not MISSING and f.name in params]
+    assert len(shared) >= 20
+    for f in shared:
+        assert params[f.name].default == f.default, f.name
+
+
+def test_every_sink_module_implements_the_protocol():
+    import importlib
+
+    from edge.watch.sinks import MODULES, Sink
+
+    classes = {"rejects": "RejectStore", "prometheus": "Metrics", "mqtt": "MqttSink", "hook": "HookRunner"}
+    assert set(MODULES) == set(classes)
+    for mod, cls in classes.items():
+        m = importlib.import_module(f"edge.watch.sinks.{mod}")
+        assert callable(m.from_config)
+        for attr in ("handle", "event", "close", "name", "before_log"):
+            assert hasattr(getattr(m, cls), attr), (cls, attr)
+    assert isinstance(HookRunner("true"), Sink)

@@ -12,18 +12,12 @@ import json
 import threading
 
 from edge.errors import EdgeInspectError
+from edge.optional import require_optional
+from edge.watch.sinks import BaseSink
 
 
 class MqttError(EdgeInspectError):
     pass
-
-
-def require_paho():
-    try:
-        import paho.mqtt.client as mqtt
-    except ImportError:
-        raise MqttError("--mqtt needs paho-mqtt: pip install 'edgeinspect[watch]'") from None
-    return mqtt
 
 
 def parse_hostport(value, default_port=1883):
@@ -35,9 +29,11 @@ def parse_hostport(value, default_port=1883):
     return host.strip("[]"), int(port)
 
 
-class MqttSink:
+class MqttSink(BaseSink):
+    name = "mqtt"
+
     def __init__(self, address, topic, client_id=None, qos=1, max_queued=1000, keepalive=30):
-        mqtt = require_paho()
+        mqtt = require_optional("paho.mqtt.client", "watch", "--mqtt", "paho-mqtt", MqttError)
         self.host, self.port = parse_hostport(address)
         self.topic = topic.rstrip("/")
         self.qos = qos
@@ -68,6 +64,13 @@ class MqttSink:
             self.disconnects += 1
         self.connected.clear()
 
+    def handle(self, record, prediction, item):
+        if record.get("status") in ("ok", "error"):  # dropped frames are in the log, not on the bus
+            self.publish(record)
+
+    def summary(self):
+        return {"published": self.published, "failed": self.failed}
+
     def publish(self, result: dict) -> bool:
         try:
             info = self.client.publish(self.topic, json.dumps(result, default=str), qos=self.qos)
@@ -89,3 +92,7 @@ class MqttSink:
             pass
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def from_config(cfg, ctx):
+    return MqttSink(cfg.mqtt, cfg.topic) if cfg.mqtt else None

@@ -15,6 +15,8 @@ import signal
 import subprocess
 import threading
 
+from edge.watch.sinks import BaseSink
+
 
 def hook_env(result: dict) -> dict:
     env = dict(os.environ)
@@ -25,7 +27,9 @@ def hook_env(result: dict) -> dict:
     return env
 
 
-class HookRunner:
+class HookRunner(BaseSink):
+    name = "hook"
+
     def __init__(self, command, timeout=2.0, on_event=None, max_queue=64):
         self.command = command
         self.timeout = float(timeout)
@@ -40,6 +44,14 @@ class HookRunner:
     def _count(self, key):
         with self._lock:
             self.counts[key] += 1
+
+    def handle(self, record, prediction, item):
+        if prediction is not None and prediction.verdict == "defective":
+            self.submit(record)
+
+    def summary(self):
+        with self._lock:
+            return dict(self.counts)
 
     def submit(self, result: dict) -> bool:
         try:
@@ -104,3 +116,14 @@ class HookRunner:
         except queue.Full:
             return
         self._thread.join(wait)
+
+
+def from_config(cfg, ctx):
+    if not cfg.on_defect:
+        return None
+
+    def on_event(rec):
+        rec = dict(rec)
+        ctx.event(rec.pop("event"), **rec)
+
+    return HookRunner(cfg.on_defect, timeout=cfg.hook_timeout, on_event=on_event)
