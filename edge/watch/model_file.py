@@ -17,22 +17,19 @@ def file_sig(path):
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _sha12(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
-
-
 def load_model(path, backend=None, threads=None, device=None, labels=None):
-    """-> (EdgeModel warmed up, sha256[:12] of the file, file signature)."""
+    """-> (EdgeModel warmed up, sha256[:12] of the bytes it runs, file signature).
+
+    The model runs from its bytes in memory, and the hash is of those same bytes:
+    a file rewritten in place while we run changes neither the answers nor the
+    name in the log until the watcher loads the new version.
+    """
     from edge.runtime import EdgeModel
 
-    sig = file_sig(path) if os.path.exists(path) else None
+    sig = file_sig(path) if os.path.exists(path) else None  # before reading: a later change is seen as one
     m = EdgeModel(path, backend=backend, threads=threads, device=device, labels=labels)
     m.warmup()
-    return m, _sha12(path), sig
+    return m, hashlib.sha256(m.content).hexdigest()[:12], sig
 
 
 class ModelWatcher:

@@ -165,3 +165,57 @@ def test_tensorflow_backend_fallback_runs_the_same_model(tiny_classifier_tflite,
     ref = EdgeModel(tiny_classifier_tflite, threads=1)
     assert m.backend == "tensorflow"
     assert m.predict(parts["red"]).score == ref.predict(parts["red"]).score
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "2", "-1", "1.5"])
+def test_threshold_outside_0_1_is_refused_not_applied(tiny_classifier_tflite, parts, value):
+    # issue 19.9: nan/inf/2 passed every defect with exit 0; -1 rejected everything.
+    r = run(tiny_classifier_tflite, parts["red"], f"--threshold={value}")
+    assert r.exit_code == EXIT_ERROR, r.output
+    assert "--threshold" in r.output and "between 0 and 1" in r.output and "Traceback" not in r.output
+    assert "defective" not in r.output and "good" not in r.output  # nothing was judged
+
+
+def test_threshold_in_metadata_is_range_checked_too(tmp_path):
+    from tests.fixtures.edge import make_tiny_tflite
+
+    bad = make_tiny_tflite("classifier", tmp_path, "fp32", threshold=float("nan"), name="nan.tflite")
+    with pytest.raises(Exception, match="nan.tflite metadata: threshold nan is outside 0..1") as e:
+        EdgeModel(bad)
+    assert type(e.value).__name__ == "ModelError"
+    assert EdgeModel(bad, threshold=0.5).threshold == 0.5  # an explicit, valid override still works
+
+
+def test_defective_verdict_never_has_type_good(tiny_classifier_tflite, tmp_path):
+    # issue 19.10: a greenish part has the "good" type head winning; forced defective by a low threshold,
+    # the old runtime reported "defective, type good".
+    green = _img(tmp_path / "green.png", rgb=(100, 140, 100))
+    out = tmp_path / "r.json"
+    r = run(tiny_classifier_tflite, green, "--threshold", "0.01", "--json", out)
+    assert r.exit_code == EXIT_DEFECTIVE, r.output
+    rec = json.loads(out.read_text())["results"][0]
+    assert rec["verdict"] == "defective" and rec["defect_type"] == "hole" and 0 < rec["type_prob"] < 0.5
+    good = EdgeModel(tiny_classifier_tflite).predict(green)
+    assert (good.verdict, good.defect_type) == ("good", "good")  # a good verdict keeps the head's argmax
+
+
+def test_defect_type_is_unknown_when_the_head_has_only_good():
+    from edge.prediction import defect_type
+
+    assert defect_type(["good"], np.array([1.0]), True) == ("unknown", None)
+    assert defect_type(["good", "crack"], np.array([0.9, 0.1]), True) == ("crack", pytest.approx(0.1))
+    assert defect_type(["good", "crack"], np.array([0.9, 0.1]), False) == ("good", pytest.approx(0.9))
+
+
+def test_images_far_smaller_than_the_model_input_are_refused(tiny_classifier_tflite, parts, tmp_path):
+    # issue 19.13: a 1x1 image was upscaled to the input size and judged.
+    tiny = _img(tmp_path / "dot.png", rgb=(210, 40, 40), size=(1, 1))
+    r = run(tiny_classifier_tflite, tiny, parts["grey"])
+    assert r.exit_code == EXIT_ERROR
+    line = next(ln for ln in r.output.splitlines() if "dot.png" in ln)
+    assert "1x1 px, far smaller than the model input 32x32" in line and "defective" not in line
+    assert "2 images: 1 good, 0 defective, 1 errors" in r.output
+    m = EdgeModel(tiny_classifier_tflite)
+    with pytest.raises(Exception, match="far smaller"):
+        m.predict_array(np.zeros((2, 2, 3), np.uint8))
+    assert m.predict(_img(tmp_path / "small_ok.png", size=(8, 8))).verdict == "good"  # 1/4 of the input: fine

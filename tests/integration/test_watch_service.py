@@ -356,3 +356,53 @@ def test_missing_overlay_support_is_logged_once_and_counted(tmp_path, tiny_anoma
     assert summary["failed"] == 2 and summary["rejects"] == 2 and summary["reject_overlays_missing"] == 2
     assert len(_events(log, "reject_overlay_unavailable")) == 1
     assert sorted(os.listdir(rej))[0].endswith("_spot0.png") and len(os.listdir(rej)) == 2
+
+
+def _alive(proc, pred):
+    """pred() for _wait, failing at once (with the exit code) when the watch process died."""
+    def check():
+        assert proc.poll() is None, f"watch died with exit code {proc.returncode}: {proc.stderr.read()[-1500:]}"
+        return pred()
+    return check
+
+
+def _watch_proc(tmp_path, model, cam, log, *extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "watch", "--model", str(model), "--source", str(cam),
+                             "--log", str(log), "--poll", "0.05", "-q", *extra],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_fp32_model_truncated_and_overwritten_in_place_mid_run_keeps_the_service_alive(tmp_path, tiny_models_dir):
+    # issue 19.1: the interpreter mmapped the file, so ': > model.tflite' killed watch with SIGBUS.
+    cam, log, model = tmp_path / "cam", tmp_path / "t.jsonl", tmp_path / "model.tflite"
+    cam.mkdir()
+    shutil.copy(tiny_models_dir / "tiny_classifier_fp32.tflite", model)
+    proc = _watch_proc(tmp_path, model, cam, log)
+    try:
+        write_png(cam / "a0.png", RED)
+        _wait(lambda: log.exists() and len(_items(log)) == 1, timeout=30, what="first result")
+        with open(model, "r+b") as f:
+            f.truncate(0)  # ': > model.tflite'
+        for i in range(1, 4):
+            write_png(cam / f"a{i}.png", RED if i % 2 else GREY)
+            time.sleep(0.15)
+        _wait(_alive(proc, lambda: len(_items(log)) == 4), timeout=20, what="results after truncation")
+        _wait(_alive(proc, lambda: _events(log, "model_reload_failed")), timeout=10, what="reload failure")
+        with open(model, "wb") as f:  # an scp-style overwrite of the same inode with another model
+            f.write((tiny_models_dir / "tiny_classifier_int8.tflite").read_bytes())
+        _wait(_alive(proc, lambda: _events(log, "model_reloaded")), timeout=10, what="reload of the overwritten model")
+        write_png(cam / "b0.png", RED)
+        _wait(_alive(proc, lambda: len(_items(log)) == 5), timeout=20, what="result from the new model")
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    items = _items(log)
+    assert all(r["status"] == "ok" for r in items)
+    assert [r["verdict"] for r in items[:4]] == ["defective", "defective", "good", "defective"]
+    assert items[0]["model_sha"] == items[3]["model_sha"] != items[4]["model_sha"]
+    assert list(read_log(log))[-1]["event"] == "stop"

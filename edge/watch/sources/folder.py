@@ -93,11 +93,14 @@ class FolderSource:
             # Same size and mtime as the previous poll: try to decode.
             item = Item(source_id=p, path=p)
             try:
-                item.rgb = load_image(p, self.size)
+                item.rgb = load_image(p, self.size, refuse_tiny=self.size is not None)
             except ImageError as exc:
-                if now - st[2] < self.settle_timeout:
+                if getattr(exc, "final", False):
+                    item.error = str(exc)  # complete, but unusable: waiting will not help
+                elif now - st[2] < self.settle_timeout:
                     continue  # probably still being written; wait for the next poll
-                item.error = f"{exc} (incomplete after {self.settle_timeout:g} s)"
+                else:
+                    item.error = f"{exc} (incomplete after {self.settle_timeout:g} s)"
             item.t_in = time.monotonic()
             became_ready.append((mtime, os.path.basename(p), item))
             del self._pending[p]
