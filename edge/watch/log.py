@@ -66,18 +66,20 @@ def read_log(path):
 
 
 def history(log_path):
-    """From a previous run's log: (paths already handled, paths queued but not inspected at the last stop)."""
-    done, carry = set(), set()
+    """From a previous run's log: ({path: file version handled, or None when the line has none},
+    paths queued or still settling at the last stop and not handled since)."""
+    done, carry = {}, set()
     if not log_path:
         return done, carry
     for rec in read_log(log_path):
         src = rec.get("source")
         if rec.get("status") in ("ok", "error") and src:
-            done.add(src)
+            version = rec.get("file_version")
+            done[src] = tuple(version) if version else None
             carry.discard(src)
         elif rec.get("event") == "stop":
             carry.update(rec.get("pending") or [])
-    return done, carry - done
+    return done, carry - set(done)
 
 
 class JsonlLog:

@@ -139,6 +139,8 @@ class Service:
         rec = {"time": None, "source": item.source_id, "status": "ok", "verdict": None, "score": None,
                "type": None, "type_prob": None, "latency_ms": None, "e2e_ms": None,
                "model_version": self.model.meta.get("model_version"), "model_sha": self.model_sha, "error": None}
+        if getattr(item, "version", None) is not None:
+            rec["file_version"] = list(item.version)  # restart memory: which version of the file this was
         pred = None
         if item.error:
             rec["status"], rec["error"] = "error", item.error

@@ -36,6 +36,7 @@ class Item:
     rgb: np.ndarray | None = None
     path: str | None = None
     error: str | None = None
+    version: tuple | None = None  # a file's (inode, size, mtime_ns): the same name may hold a new part later
 
 
 def require_cv2():

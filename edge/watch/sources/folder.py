@@ -17,9 +17,13 @@ class FolderSource:
     A file counts as complete when its size is the same on two polls and it
     decodes; one that never gets there within ``settle_timeout`` seconds of
     its last change is reported as an error item, never skipped silently.
-    ``done`` holds paths already handled (from the result log) so a restart
-    does not inspect them again; ``keep`` holds paths the previous run left
-    unfinished, which are inspected even with ``existing="skip"``.
+
+    A file is one *version*: (path, inode, size, mtime_ns). A camera that
+    reuses a name (``part.png`` overwritten with the next part) makes a new
+    version, which is inspected again. ``done`` maps paths already handled
+    (from the result log) to the version handled (None: any version), so a
+    restart does not inspect them again; ``keep`` holds paths the previous run
+    left unfinished, which are inspected even with ``existing="skip"``.
     """
 
     kind = "folder"
@@ -37,9 +41,11 @@ class FolderSource:
         self.settle_timeout = float(settle_timeout)
         self.size = size  # decode at the model's input size (JPEG draft makes that cheap)
         self.id = str(self.folder)
-        self._seen = set(done) - set(keep)  # absolute paths handled (or skipped); pruned to what is on disk
+        done = done if isinstance(done, dict) else dict.fromkeys(done)
         self._keep = set(keep)
-        self._pending = {}  # path -> [size, mtime_ns, last_change_monotonic]
+        # path -> version handled (or skipped), None when unknown; pruned to what is on disk
+        self._seen = {p: v for p, v in done.items() if p not in self._keep}
+        self._pending = {}  # path -> [version, last_change_monotonic]
         self._ready = []
         self.skipped_existing = 0
         self._started = False
@@ -50,7 +56,7 @@ class FolderSource:
         self._started = True
         present = self._listing()
         if self.existing == "skip":
-            new = [p for p in present if p not in self._seen and p not in self._keep]
+            new = {p: v for p, v in present.items() if not self._handled(p, v) and p not in self._keep}
             self.skipped_existing = len(new)
             self._seen.update(new)
 
@@ -70,41 +76,49 @@ class FolderSource:
                         st = e.stat()
                     except OSError:
                         continue  # vanished between listing and stat
-                    out[os.path.join(self.id, e.name)] = (st.st_size, st.st_mtime_ns)
+                    out[os.path.join(self.id, e.name)] = (st.st_ino, st.st_size, st.st_mtime_ns)
         except OSError as exc:
             raise SourceDisconnected(f"{self.folder}: cannot list folder ({exc.strerror or exc})") from None
         return out
 
+    def _handled(self, path, version):
+        if path not in self._seen:
+            return False
+        seen = self._seen[path]
+        return seen is None or tuple(seen) == version
+
     def _scan(self):
         now = time.monotonic()
         listing = self._listing()
-        self._seen.intersection_update(listing)  # forget deleted files: memory stays bounded by the folder
+        for p in [p for p in self._seen if p not in listing]:
+            del self._seen[p]  # forget deleted files: memory stays bounded by the folder
         for p in list(self._pending):
             if p not in listing:
                 del self._pending[p]
         became_ready = []
-        for p, (size, mtime) in listing.items():
-            if p in self._seen:
+        for p, version in listing.items():
+            if self._handled(p, version):
                 continue
             st = self._pending.get(p)
-            if st is None or st[0] != size or st[1] != mtime:
-                self._pending[p] = [size, mtime, now]
+            if st is None or st[0] != version:
+                self._pending[p] = [version, now]
                 continue
-            # Same size and mtime as the previous poll: try to decode.
-            item = Item(source_id=p, path=p)
+            # The same version as on the previous poll: try to decode.
+            mtime = version[2]
+            item = Item(source_id=p, path=p, version=version)
             try:
                 item.rgb = load_image(p, self.size, refuse_tiny=self.size is not None)
             except ImageError as exc:
                 if getattr(exc, "final", False):
                     item.error = str(exc)  # complete, but unusable: waiting will not help
-                elif now - st[2] < self.settle_timeout:
+                elif now - st[1] < self.settle_timeout:
                     continue  # probably still being written; wait for the next poll
                 else:
                     item.error = f"{exc} (incomplete after {self.settle_timeout:g} s)"
             item.t_in = time.monotonic()
             became_ready.append((mtime, os.path.basename(p), item))
             del self._pending[p]
-            self._seen.add(p)
+            self._seen[p] = version
         became_ready.sort(key=lambda t: (t[0], t[1]))
         self._ready.extend(i for _, _, i in became_ready)
 

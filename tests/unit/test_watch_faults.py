@@ -1,0 +1,113 @@
+"""Regression tests for the ways a demanding user broke `watch` (issue 19), on real files and tiny models."""
+import os
+import time
+
+import pytest
+
+from edge.watch.log import read_log
+from edge.watch.service import Service, WatchConfig
+from edge.watch.sources import FolderSource
+from tests.fixtures.watch import GREY, RED, run_in_thread, write_png
+
+
+def _drain(src, polls=3):
+    out = []
+    for _ in range(polls):
+        src._scan()
+        out.extend(src._ready)
+        src._ready.clear()
+    return out
+
+
+def _items(log):
+    return [r for r in read_log(log) if "status" in r]
+
+
+def _wait(pred, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_reused_file_name_is_a_new_part_and_is_inspected_again(tmp_path):
+    # issue 19.2: seen files were keyed by path only, so part.png overwritten was never inspected again.
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    part = write_png(cam / "part.png", GREY)
+    src = FolderSource(cam, settle_timeout=30)
+    src.open()
+    first = _drain(src)
+    assert len(first) == 1 and first[0].error is None
+    assert _drain(src) == []  # the same version is not delivered twice
+    write_png(tmp_path / "next.png", RED, size=(50, 64))
+    os.replace(tmp_path / "next.png", part)  # the camera writes the next part under the same name
+    again = _drain(src)
+    assert [i.path for i in again] == [str(part.resolve())] and again[0].version != first[0].version
+    st = part.stat()
+    os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten in place, same size
+    assert len(_drain(src)) == 1
+
+
+def test_file_name_reuse_through_the_service_and_across_a_restart(tmp_path, tiny_classifier_tflite):
+    cam, log = tmp_path / "cam", tmp_path / "r.jsonl"
+    cam.mkdir()
+    write_png(cam / "part.png", GREY)
+    write_png(cam / "other.png", GREY)
+    cfg = dict(model=str(tiny_classifier_tflite), source=str(cam), log=str(log), poll=0.02, quiet=True)
+    svc = Service(WatchConfig(**cfg))
+    t, box = run_in_thread(svc)
+    _wait(lambda: len(_items(log)) == 2, what="first parts")
+    write_png(tmp_path / "cracked.png", RED, size=(50, 64))
+    os.replace(tmp_path / "cracked.png", cam / "part.png")  # a cracked part under the reused name
+    _wait(lambda: len(_items(log)) == 3, what="the reused name")
+    svc.request_stop("test")
+    t.join(10)
+    verdicts = [(os.path.basename(r["source"]), r["verdict"]) for r in _items(log)]
+    assert sorted(verdicts[:2]) == [("other.png", "good"), ("part.png", "good")]
+    assert verdicts[2] == ("part.png", "defective")
+    # While the service is down the camera reuses the name once more; a restart inspects that version
+    # and nothing else.
+    write_png(tmp_path / "p3.png", GREY, size=(52, 64))
+    os.replace(tmp_path / "p3.png", cam / "part.png")
+    summary = Service(WatchConfig(**cfg, max_items=1)).run(install_signals=False)
+    assert summary["inspected"] == 1
+    assert [os.path.basename(r["source"]) for r in _items(log)][3:] == ["part.png"]
+
+
+def test_a_tiny_image_in_the_folder_is_an_error_at_once(tmp_path):
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    write_png(cam / "dot.png", RED, size=(1, 1))
+    src = FolderSource(cam, settle_timeout=60, size=(32, 32))
+    src.open()
+    items = _drain(src, 2)
+    assert len(items) == 1 and "far smaller than the model input 32x32" in items[0].error
+
+
+def test_existing_skip_after_a_restart_keeps_what_the_last_run_left_unfinished(tmp_path, tiny_classifier_tflite):
+    # issue 19.4: files still settling (or queued) at the stop were thrown away by --existing skip.
+    cam, log = tmp_path / "cam", tmp_path / "r.jsonl"
+    cam.mkdir()
+    full = write_png(tmp_path / "full.png", RED, size=(96, 128)).read_bytes()
+    (cam / "slow.png").write_bytes(full[: len(full) // 2])  # the camera is still writing it
+    cfg = dict(model=str(tiny_classifier_tflite), source=str(cam), log=str(log), poll=0.02, quiet=True,
+               settle_timeout=60)
+    svc = Service(WatchConfig(**cfg))
+    t, box = run_in_thread(svc)
+    _wait(lambda: svc.source.pending == 1, what="slow.png seen")
+    time.sleep(0.1)
+    svc.request_stop("test")
+    t.join(10)
+    stop = [r for r in read_log(log) if r.get("event") == "stop"][-1]
+    assert stop["pending"] == [str((cam / "slow.png").resolve())]
+    (cam / "slow.png").write_bytes(full)  # finished while we were down
+    write_png(cam / "arrived_while_down.png", GREY)  # --existing skip: really skipped
+    summary = Service(WatchConfig(**cfg, existing="skip", max_items=1)).run(install_signals=False)
+    assert summary["inspected"] == 1
+    got = [(os.path.basename(r["source"]), r["verdict"]) for r in _items(log)]
+    assert got == [("slow.png", "defective")]
+    start = [r for r in read_log(log) if r.get("event") == "start"][-1]
+    assert start["skipped_existing"] == 1
