@@ -111,3 +111,41 @@ def test_existing_skip_after_a_restart_keeps_what_the_last_run_left_unfinished(t
     assert got == [("slow.png", "defective")]
     start = [r for r in read_log(log) if r.get("event") == "start"][-1]
     assert start["skipped_existing"] == 1
+
+
+def test_video_with_corrupt_frames_reads_on_and_numbers_frames_from_the_stream(tmp_path, tiny_classifier_tflite):
+    # issue 19.3: after a failed read the source seeked (back to a keyframe): 47 items for 40 frames,
+    # and the last frames never inspected.
+    from tests.fixtures.watch import corrupt_video_frames, make_video
+
+    clip = corrupt_video_frames(make_video(tmp_path / "clip.avi", n=40), [10, 11, 25])
+    log = tmp_path / "v.jsonl"
+    summary = Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(clip), log=str(log),
+                                  quiet=True)).run(install_signals=False)
+    items = _items(log)
+    assert [r["source"] for r in items] == [f"video:{i}" for i in range(40)]  # once each, in order, to the end
+    bad = [int(r["source"].split(":")[1]) for r in items if r["status"] == "error"]
+    assert bad == [10, 11, 25] and all("could not be decoded" in items[i]["error"] for i in bad)
+    ok = [r for r in items if r["status"] == "ok"]
+    # frame i is red when i % 3 == 2: the verdicts prove every frame kept its own number
+    assert all((r["verdict"] == "defective") == (int(r["source"].split(":")[1]) % 3 == 2) for r in ok)
+    assert summary["sent"] == 40 == summary["ok"] + summary["errors"] and summary["errors"] == 3
+
+
+def test_video_without_a_frame_count_stops_after_failures_in_a_row_without_inventing_frames(tmp_path):
+    from edge.watch.sources import VideoSource
+    from tests.fixtures.watch import corrupt_video_frames, make_video
+
+    class NoCount(VideoSource):  # some containers/streams report no frame count
+        def open(self):
+            super().open()
+            self.frame_count = 0
+
+    clip = corrupt_video_frames(make_video(tmp_path / "clip.avi", n=20), [5])
+    src = NoCount(clip)
+    stop = __import__("threading").Event()
+    got = []
+    while (item := src.read(stop)) is not None:
+        got.append((item.source_id, item.error is None))
+    assert [s for s, _ in got] == [f"video:{i}" for i in range(20)]
+    assert [s for s, good in got if not good] == ["video:5"]

@@ -12,9 +12,11 @@ class VideoSource:
     """A video file, a stream URL (rtsp://, http://...) or a camera index, read with OpenCV.
 
     A file ends at its last frame; an undecodable frame inside it becomes an
-    error item. A stream or camera that fails to read raises
+    error item numbered by its place in the stream, and reading goes on. A stream or camera that fails to read raises
     :class:`SourceDisconnected` (the service reopens it with back-off).
     """
+
+    MAX_BAD_RUN = 25  # undecodable frames in a row that end a video file without a usable frame count
 
     def __init__(self, spec, realtime_fps=None):
         self.spec = str(spec)
@@ -36,6 +38,7 @@ class VideoSource:
         self.frame_count = None
         self._t0 = None
         self._bad_run = 0
+        self._failed, self._backlog = [], []  # undecodable frames waiting for proof they were inside the file
 
     def open(self):
         cv2 = require_cv2()
@@ -72,6 +75,8 @@ class VideoSource:
             stop.wait(delay)
 
     def read(self, stop: threading.Event):
+        if self._backlog:
+            return self._backlog.pop(0)
         if self.cap is None:
             self.open()
         self._pace(stop)
@@ -81,13 +86,19 @@ class VideoSource:
         if not ok:
             if self.kind != "video":
                 raise SourceDisconnected(f"{self.spec}: read failed at frame {n}")
-            if self.frame_count and n < self.frame_count - 1 and self._bad_run < 50:
-                # An undecodable frame inside the file: account for it and seek past it.
-                self._bad_run += 1
-                self.pos += 1
-                self.cap.set(require_cv2().CAP_PROP_POS_FRAMES, self.pos)
-                return Item(source_id=f"{self.prefix}:{n}", t_in=t_in, error=f"{self.id}: frame {n} could not be decoded")
-            return None
+            # A failed read has consumed the frame's packet: read on, never seek (seeking an MJPG/H.264
+            # file lands on an earlier keyframe and repeats frames). The file has ended past the
+            # container's frame count, or after MAX_BAD_RUN failures in a row.
+            if (self.frame_count and n >= self.frame_count) or self._bad_run >= self.MAX_BAD_RUN:
+                self._failed = []  # without a frame count, failures at the very end were not frames
+                return None
+            self._bad_run += 1
+            self.pos += 1
+            bad = Item(source_id=f"{self.prefix}:{n}", t_in=t_in, error=f"{self.id}: frame {n} could not be decoded")
+            if self.frame_count:
+                return bad
+            self._failed.append(bad)  # a corrupt frame only if a good one follows
+            return self.read(stop)
         self._bad_run = 0
         self.pos += 1
         item = Item(source_id=f"{self.prefix}:{n}", t_in=t_in)
@@ -95,4 +106,7 @@ class VideoSource:
             item.rgb = frame_to_rgb(frame)
         except ValueError as exc:
             item.error = f"{self.id}: frame {n}: {exc}"
+        if self._failed:
+            first, self._backlog, self._failed = self._failed[0], self._failed[1:] + [item], []
+            return first
         return item
