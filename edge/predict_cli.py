@@ -123,7 +123,7 @@ def _check_outputs(json_out, csv_out, save_maps):
               help="Override the model's decision threshold (default: the one stored in the model).")
 @click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default=None,
               help="Interpreter to use (default: $EDGEINSPECT_BACKEND or auto: litert > tflite-runtime > tensorflow).")
-@click.option("--threads", type=int, default=None, help="Interpreter threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Interpreter threads (default: all cores).")
 @click.option("--device", default=None,
               help="Edge TPU to use for _edgetpu.tflite models: usb, pci, usb:0, pci:1 (default: first found).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -309,3 +309,10 @@ def test_unreadable_subfolder_and_file_are_named_as_permission_errors(tiny_class
     assert not any("corrupt" in ln for ln in lines)
     r = run(tiny_classifier_tflite, d / "locked")
     assert r.exit_code == EXIT_ERROR and "Permission denied" in r.output and "contains no images" not in r.output
+
+
+@pytest.mark.parametrize("threads", ["0", "-2", "1000"])
+def test_predict_threads_out_of_range_is_refused(tiny_classifier_tflite, parts, threads):
+    # issue 19.21: --threads 0/1000 were accepted silently.
+    r = run(tiny_classifier_tflite, parts["grey"], "--threads", threads)
+    assert r.exit_code == EXIT_ERROR and "--threads" in r.output and "grey.png" not in r.output

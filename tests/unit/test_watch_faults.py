@@ -149,3 +149,29 @@ def test_video_without_a_frame_count_stops_after_failures_in_a_row_without_inven
         got.append((item.source_id, item.error is None))
     assert [s for s, _ in got] == [f"video:{i}" for i in range(20)]
     assert [s for s, good in got if not good] == ["video:5"]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("poll", 0), ("poll", -1), ("threads", 0), ("threads", 1000), ("hook_timeout", 0),
+    ("settle_timeout", float("nan")), ("fps", float("inf")), ("queue", 0), ("reload_interval", 0),
+    ("retry_initial", -1), ("status_every", 0), ("log_keep", 0), ("metrics_port", 70000),
+])
+def test_numeric_options_are_range_checked(field, value):
+    # issue 19.21: 'watch --poll 0' spun a core at 100 %; nothing was range-checked.
+    from edge.errors import EdgeInspectError
+
+    with pytest.raises(EdgeInspectError, match=f"--{field.replace('_', '-')} "):
+        WatchConfig(model="m.tflite", source="cam", **{field: value})
+
+
+def test_watch_cli_refuses_a_zero_poll_before_starting(tmp_path):
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    (tmp_path / "cam").mkdir()
+    for args, why in ((["--poll", "0"], "--poll 0"), (["--hook-timeout", "-1"], "--hook-timeout -1"),
+                      (["--threads", "0"], "--threads")):
+        r = CliRunner().invoke(main, ["watch", "--model", str(tmp_path / "m.tflite"), "--source",
+                                      str(tmp_path / "cam"), *args])
+        assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
