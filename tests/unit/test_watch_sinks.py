@@ -155,3 +155,29 @@ def test_every_sink_module_implements_the_protocol():
         for attr in ("handle", "event", "close", "name", "before_log"):
             assert hasattr(getattr(m, cls), attr), (cls, attr)
     assert isinstance(HookRunner("true"), Sink)
+
+
+def test_a_hook_that_leaves_a_child_behind_does_not_hang_the_worker():
+    # issue 19.6: 'setsid ... &' escaped the process group and held the stderr pipe, so the worker waited
+    # for it forever and later reject signals vanished uncounted.
+    events = []
+    hook = HookRunner("setsid sleep 6 & echo started", timeout=0.5, on_event=events.append)
+    for i in range(3):
+        assert hook.submit({"source": f"{i}.png", "verdict": "defective"})
+    hook.close(wait=5)
+    assert hook.counts == {"run": 3, "ok": 3, "failed": 0, "timeouts": 0, "skipped": 0}, (hook.counts, events)
+
+
+def test_close_drains_within_its_budget_and_counts_the_rest_as_skipped():
+    # issue 19.8: SIGTERM waited hook_timeout x queued hooks, past systemd's TimeoutStopSec.
+    events = []
+    hook = HookRunner("sleep 5", timeout=0.5, on_event=events.append)
+    for i in range(10):
+        hook.submit({"source": f"{i}.png"})
+    t0 = time.monotonic()
+    hook.close(wait=1.2)
+    assert time.monotonic() - t0 < 4.5  # budget + one hook timeout, never 10 x 0.5 s
+    c = hook.counts
+    assert 1 <= c["run"] <= 4 and c["run"] + c["skipped"] == 10 and c["timeouts"] == c["run"]
+    skipped = [e for e in events if e["event"] == "hook_skipped"]
+    assert len(skipped) == c["skipped"] and "service stopping" in skipped[0]["error"]
