@@ -86,6 +86,9 @@ def format_summary(s):
     if s.get("hook"):
         h = s["hook"]
         lines.append(f"  hook: {h['run']} run, {h['timeouts']} timed out, {h['failed']} failed, {h['skipped']} skipped")
+    if s.get("mqtt"):
+        m = s["mqtt"]
+        lines.append(f"  mqtt: {m['published']} delivered, {m['unsent']} not delivered (queued), {m['failed']} failed")
     if s.get("log"):
         lines.append(f"  log: {s['log']} ({s['log_lines']} lines this run)")
     return "\n".join(lines)

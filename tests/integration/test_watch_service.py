@@ -406,3 +406,19 @@ def test_fp32_model_truncated_and_overwritten_in_place_mid_run_keeps_the_service
     assert [r["verdict"] for r in items[:4]] == ["defective", "defective", "good", "defective"]
     assert items[0]["model_sha"] == items[3]["model_sha"] != items[4]["model_sha"]
     assert list(read_log(log))[-1]["event"] == "stop"
+
+
+def test_mqtt_without_a_broker_says_so_and_counts_nothing_as_published(tmp_path, tiny_classifier_tflite, watch_video):
+    # issue 19.11: no warning, and the stop record said 'published 30, failed 0' with nothing delivered.
+    from edge.watch.status import format_summary
+
+    log = tmp_path / "x.jsonl"
+    cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(log),
+                      mqtt=f"127.0.0.1:{free_port()}", quiet=True)
+    svc = Service(cfg)
+    _wait(lambda: _events(log, "mqtt_unreachable"), what="the unreachable-broker event")
+    summary = svc.run(install_signals=False)
+    assert summary["ok"] == 30
+    assert summary["mqtt"] == {"published": 0, "failed": 0, "unsent": 30}
+    assert len(_events(log, "mqtt_unreachable")) == 1 and "127.0.0.1" in _events(log, "mqtt_unreachable")[0]["error"]
+    assert "mqtt: 0 delivered, 30 not delivered" in format_summary(summary)
