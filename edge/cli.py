@@ -29,6 +29,7 @@ COMMANDS = {
 EXIT_OK = 0          # every part passed
 EXIT_DEFECTIVE = 1   # at least one part was called defective
 EXIT_ERROR = 2       # bad input, bad model, bad usage
+EXIT_RESTART = 3     # watch stopped on a fault that may clear (result log unwritable: disk full); systemd restarts
 
 
 class UserError(click.ClickException):

@@ -15,7 +15,8 @@ Examples:
 
 \b
 Every item gets one JSONL line (status ok|error|dropped); SIGTERM/Ctrl-C stops after the item in
-flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/options.
+flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/options,
+3 the result log could not be written (disk full): the generated unit restarts it.
 """
 
 
@@ -72,6 +73,12 @@ def watch(ctx, **kw):
                    f"{svc.model_path} [{svc.model_sha}]" + (f"; log {cfg.log}" if cfg.log else "; no --log"), err=True)
     summary = svc.run()
     click.echo(format_summary(summary))
+    if summary.get("log_error"):
+        from edge.cli import EXIT_RESTART
+
+        click.echo(f"error: {summary['log_error']}; stopped (exit {EXIT_RESTART}) so systemd restarts the service "
+                   "once the log can be written again", err=True)
+        ctx.exit(EXIT_RESTART)
 
 
 def _install_service(ctx, kw):

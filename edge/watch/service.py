@@ -34,7 +34,7 @@ import numpy as np
 from edge.errors import EdgeInspectError, ImageError
 from edge.watch.config import WatchConfig
 from edge.watch.feed import Feed
-from edge.watch.log import JsonlLog, NullLog, history, now_iso
+from edge.watch.log import JsonlLog, LogError, NullLog, history, now_iso
 from edge.watch.model_file import ModelWatcher, load_model
 from edge.watch.sinks import SinkContext, SinkSet
 from edge.watch.sources import SourceError, make_source
@@ -67,6 +67,7 @@ class Service:
                          self._record_dropped, self.event, self._count)
         self.qmax = self.feed.qmax
         self.sinks = SinkSet()
+        self.log_error = None  # the first failed write of the result log (disk full): stop, exit 3
         self.log = (JsonlLog(cfg.log, max_bytes=int(cfg.log_max_mb * 1024 * 1024), keep=cfg.log_keep)
                     if cfg.log else NullLog())
         ctx = SinkContext(model=lambda: self.model, model_path=self.model_path, event=self.event,
@@ -89,9 +90,20 @@ class Service:
         return load_model(self.model_path, backend=c.backend, threads=c.threads, device=c.device, labels=c.labels)
 
     # -- recording ----------------------------------------------------------------------------------
+    def _write(self, rec):
+        """One log line; a log that cannot be written (disk full) stops the service with one line."""
+        try:
+            self.log.write(rec)
+            return True
+        except LogError as exc:
+            if self.log_error is None:
+                self.log_error = str(exc)
+                self.request_stop(f"result log unwritable: {exc}")
+            return False
+
     def event(self, name, **fields):
         rec = {"time": now_iso(), "event": name, **fields}
-        self.log.write(rec)
+        self._write(rec)
         self.sinks.event(rec)
 
     def _count(self, key, n=1):
@@ -102,7 +114,7 @@ class Service:
         self._count("dropped")
         rec = {"time": now_iso(), "source": item.source_id, "status": "dropped", "error": reason,
                "model_version": self.model.meta.get("model_version"), "model_sha": self.model_sha}
-        self.log.write(rec)
+        self._write(rec)
         self.sinks.handle(rec, None, item, before_log=False)
 
     # -- model reload -------------------------------------------------------------------------------
@@ -161,7 +173,7 @@ class Service:
         e2e = (time.monotonic() - item.t_in) * 1e3
         rec["e2e_ms"] = round(e2e, 3)
         rec["time"] = now_iso()
-        self.log.write(rec)
+        self._write(rec)  # on failure the part still reaches the sinks (a reject signal matters most)
         self.e2e_durable.add((time.monotonic() - item.t_in) * 1e3)  # including the fsync
         # Counted after the line is on disk: the metrics never claim more than the log holds.
         with self.lock:
@@ -244,7 +256,10 @@ class Service:
             except Exception:
                 pass
             self.sinks.close()
-            self.log.close()
+            try:
+                self.log.close()
+            except (OSError, LogError):
+                pass  # a full disk at the very end: the error is already in the summary
 
     def _drain(self):
         """Items still queued at stop: live frames are logged as dropped; files stay for the next run."""

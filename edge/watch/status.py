@@ -66,7 +66,7 @@ def summary(svc):
         "rejects": rejects.get("saved", 0), "reject_errors": svc.sink_errors.get("reject", 0),
         "reject_overlays_missing": rejects.get("overlays_missing", 0),
         "sink_errors": dict(svc.sink_errors),
-        "hook": sinks.get("hook"), "mqtt": sinks.get("mqtt"),
+        "hook": sinks.get("hook"), "mqtt": sinks.get("mqtt"), "log_error": svc.log_error,
     }
 
 
@@ -91,4 +91,6 @@ def format_summary(s):
         lines.append(f"  mqtt: {m['published']} delivered, {m['unsent']} not delivered (queued), {m['failed']} failed")
     if s.get("log"):
         lines.append(f"  log: {s['log']} ({s['log_lines']} lines this run)")
+    if s.get("log_error"):
+        lines.append(f"  stopped: {s['log_error']}")
     return "\n".join(lines)

@@ -175,3 +175,36 @@ def test_watch_cli_refuses_a_zero_poll_before_starting(tmp_path):
         r = CliRunner().invoke(main, ["watch", "--model", str(tmp_path / "m.tflite"), "--source",
                                       str(tmp_path / "cam"), *args])
         assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_full_disk_under_the_log_stops_with_one_line_a_summary_and_exit_3(tmp_path, tiny_classifier_tflite,
+                                                                          monkeypatch):
+    # issue 19.7: the service died with 3 chained tracebacks, exit 1, no summary.
+    import errno
+
+    from click.testing import CliRunner
+
+    from edge.cli import EXIT_RESTART, main
+
+    cam, log = tmp_path / "cam", tmp_path / "r.jsonl"
+    cam.mkdir()
+    for i in range(3):
+        write_png(cam / f"p{i}.png", GREY)
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):  # the disk fills up after the start line and the first result
+        if os.readlink(f"/proc/self/fd/{fd}") == str(log):
+            calls.append(fd)
+            if len(calls) > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    r = CliRunner().invoke(main, ["watch", "--model", str(tiny_classifier_tflite), "--source", str(cam),
+                                  "--log", str(log), "--poll", "0.02", "-q"])
+    assert r.exit_code == EXIT_RESTART == 3, r.output
+    assert "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "watch summary: " in r.output and "No space left on device" in r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "free disk space" in errors[0] and "exit 3" in errors[0]
