@@ -58,6 +58,7 @@ class Service:
         self.model_watch = ModelWatcher(self.model_path, self._load_model, cfg.reload_interval,
                                         self._reload_failed, sig)
         done, carry = history(cfg.log)
+        self._handled = dict(done)  # path -> file version logged: the memory a rotation must not lose
         self.source = source or make_source(cfg.source, existing=cfg.existing, done=done, keep=carry, poll=cfg.poll,
                                             settle_timeout=cfg.settle_timeout, size=self.model.input_size,
                                             realtime_fps=cfg.fps)
@@ -72,6 +73,8 @@ class Service:
                     if cfg.log else NullLog())
         ctx = SinkContext(model=lambda: self.model, model_path=self.model_path, event=self.event,
                           queue_depth=lambda: len(self.feed))
+        if hasattr(self.source, "known"):
+            self.log.on_rotate = self._checkpoint
         try:
             self.sinks = SinkSet.open(cfg, ctx, self.log)
         except BaseException:
@@ -100,6 +103,15 @@ class Service:
                 self.log_error = str(exc)
                 self.request_stop(f"result log unwritable: {exc}")
             return False
+
+    def _checkpoint(self):
+        """First line of each rotated-in log file: what was handled among the files still on disk, so
+        a restart after the older files are rotated away does not inspect them again."""
+        known = self.source.known()
+        with self.lock:
+            self._handled = {p: v for p, v in self._handled.items() if p in known}
+            done = {p: list(v) if v else None for p, v in self._handled.items()}
+        return {"event": "checkpoint", "done": done}
 
     def event(self, name, **fields):
         rec = {"time": now_iso(), "event": name, **fields}
@@ -174,6 +186,9 @@ class Service:
         rec["e2e_ms"] = round(e2e, 3)
         rec["time"] = now_iso()
         self._write(rec)  # on failure the part still reaches the sinks (a reject signal matters most)
+        if item.path:
+            with self.lock:
+                self._handled[item.path] = getattr(item, "version", None)
         self.e2e_durable.add((time.monotonic() - item.t_in) * 1e3)  # including the fsync
         # Counted after the line is on disk: the metrics never claim more than the log holds.
         with self.lock:

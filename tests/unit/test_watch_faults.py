@@ -208,3 +208,24 @@ def test_a_full_disk_under_the_log_stops_with_one_line_a_summary_and_exit_3(tmp_
     assert "watch summary: " in r.output and "No space left on device" in r.output
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "free disk space" in errors[0] and "exit 3" in errors[0]
+
+
+def test_a_restart_after_log_rotation_does_not_inspect_rotated_away_files_again(tmp_path, tiny_classifier_tflite):
+    # issue 19.5: the restart memory lived only in the retained log files; 73 files were inspected again.
+    from edge.watch.log import log_files
+
+    cam, log = tmp_path / "cam", tmp_path / "r.jsonl"
+    cam.mkdir()
+    for i in range(40):
+        write_png(cam / f"p{i:02d}.png", GREY)
+    cfg = dict(model=str(tiny_classifier_tflite), source=str(cam), log=str(log), poll=0.02, quiet=True,
+               log_max_mb=0.003, log_keep=1)
+    first = Service(WatchConfig(**cfg, max_items=40)).run(install_signals=False)
+    assert first["inspected"] == 40 and first["log_rotations"] > 3
+    retained = {r["source"] for r in _items(log)}
+    assert len(retained) < 40 and len(log_files(log)) == 2  # most result lines are gone
+    write_png(cam / "new.png", RED)
+    again = Service(WatchConfig(**cfg, max_items=1)).run(install_signals=False)
+    assert again["inspected"] == 1
+    last = [r for r in _items(log)][-1]
+    assert os.path.basename(last["source"]) == "new.png" and last["verdict"] == "defective"

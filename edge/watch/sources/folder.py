@@ -135,6 +135,10 @@ class FolderSource:
     def pending(self):
         return len(self._pending)
 
+    def known(self):
+        """Paths handled or skipped that were still on disk at the last scan."""
+        return set(self._seen)
+
     def unfinished(self):
         """Files found but not delivered yet (still settling, or ready): the next run must inspect them."""
         return sorted(self._pending) + [i.path for i in self._ready]
