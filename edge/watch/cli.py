@@ -25,6 +25,7 @@ flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/option
 @click.option("--source", "-s", required=True, help="Folder, video file, stream URL, camera index (0) or 'picamera'.")
 @click.option("--existing", type=click.Choice(["process", "skip"]), default=D("existing"), show_default=True,
               help="Folder: inspect or skip files already there at start (files in --log are never re-inspected).")
+@click.option("--recursive", "-r", is_flag=True, default=D("recursive"), help="Folder: watch its subfolders too.")
 @click.option("--poll", type=float, default=D("poll"), show_default=True, help="Folder polling interval, seconds.")
 @click.option("--settle-timeout", type=float, default=D("settle_timeout"), show_default=True,
               help="Folder: seconds a file may stay incomplete/undecodable before it is logged as an error.")

@@ -21,6 +21,7 @@ class WatchConfig:
     model: str
     source: str
     existing: str = "process"
+    recursive: bool = False
     poll: float = 0.2
     settle_timeout: float = 10.0
     drop: str | None = None          # None: "oldest" for live sources, "none" for folders/video files

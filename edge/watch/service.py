@@ -61,7 +61,8 @@ class Service:
         self._handled = dict(done)  # path -> file version logged: the memory a rotation must not lose
         self.source = source or make_source(cfg.source, existing=cfg.existing, done=done, keep=carry, poll=cfg.poll,
                                             settle_timeout=cfg.settle_timeout, size=self.model.input_size,
-                                            realtime_fps=cfg.fps)
+                                            realtime_fps=cfg.fps, recursive=cfg.recursive,
+                                            on_ignored=lambda p, why: self.event("ignored", source=p, reason=why))
         self.source_kind = getattr(self.source, "kind", "custom")
         self.drop = cfg.drop or ("oldest" if getattr(self.source, "live", False) else "none")
         self.feed = Feed(self.source, cfg.queue, self.drop, self.stop_event, cfg.retry_initial, cfg.retry_max,

@@ -229,3 +229,34 @@ def test_a_restart_after_log_rotation_does_not_inspect_rotated_away_files_again(
     assert again["inspected"] == 1
     last = [r for r in _items(log)][-1]
     assert os.path.basename(last["source"]) == "new.png" and last["verdict"] == "defective"
+
+
+def test_what_the_folder_source_ignores_is_reported_once_and_recursive_watches_subfolders(tmp_path):
+    # issue 19.14: subfolders, .jfif and extension-less files were ignored without a word.
+    cam = tmp_path / "cam"
+    (cam / "line2").mkdir(parents=True)
+    write_png(cam / "a.png", GREY)
+    write_png(cam / "line2" / "b.png", RED)
+    (cam / "photo.jfif").write_bytes(b"\xff\xd8")
+    (cam / "IMG_0001").write_bytes(b"\xff\xd8")
+    (cam / ".partial.png").write_bytes(b"x")  # writers' temp files stay silent
+    said = []
+    src = FolderSource(cam, on_ignored=lambda p, why: said.append((os.path.basename(p), why)))
+    src.open()
+    assert [os.path.basename(i.path) for i in _drain(src)] == ["a.png"]
+    assert sorted(n for n, _ in said) == ["IMG_0001", "line2", "photo.jfif"]  # once each, over 3+ scans
+    assert "--recursive" in dict(said)["line2"] and "not an image extension" in dict(said)["photo.jfif"]
+    deep = FolderSource(cam, recursive=True)
+    deep.open()
+    assert sorted(os.path.basename(i.path) for i in _drain(deep)) == ["a.png", "b.png"]
+
+
+def test_the_service_logs_ignored_files(tmp_path, tiny_classifier_tflite):
+    cam, log = tmp_path / "cam", tmp_path / "r.jsonl"
+    cam.mkdir()
+    (cam / "notes.txt").write_text("x")
+    write_png(cam / "a.png", GREY)
+    Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(cam), log=str(log), poll=0.02, quiet=True,
+                        max_items=1)).run(install_signals=False)
+    ignored = [r for r in read_log(log) if r.get("event") == "ignored"]
+    assert [os.path.basename(r["source"]) for r in ignored] == ["notes.txt"]

@@ -62,14 +62,14 @@ def frame_to_rgb(frame, cv2=None):
 
 
 def make_source(spec, existing="process", done=(), poll=0.2, settle_timeout=10.0, size=None, realtime_fps=None,
-                keep=()):
+                keep=(), recursive=False, on_ignored=None):
     """``--source`` string -> a source object (folder, video file, stream URL, camera index, 'picamera')."""
     spec = str(spec)
     if spec == "picamera":
         return PicameraSource()
     if Path(spec).is_dir():
         return FolderSource(spec, existing=existing, done=done, poll=poll, settle_timeout=settle_timeout, size=size,
-                            keep=keep)
+                            keep=keep, recursive=recursive, on_ignored=on_ignored)
     return VideoSource(spec, realtime_fps=realtime_fps)
 
 

@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 from edge.errors import ImageError
-from edge.imageio import is_image_path, load_image
+from edge.imageio import IMAGE_EXTENSIONS, is_image_path, load_image
 from edge.watch.sources import Item, SourceDisconnected, SourceError
 
 
 class FolderSource:
-    """New image files in a folder, once each, in arrival order (mtime, then name).
+    """New image files in a folder (and its subfolders with ``recursive``), once each, in arrival order.
+
+    Anything else there (other files, subfolders when not recursive, unreadable
+    subfolders) is reported once through ``on_ignored(path, why)``.
 
     A file counts as complete when its size is the same on two polls and it
     decodes; one that never gets there within ``settle_timeout`` seconds of
@@ -30,7 +33,8 @@ class FolderSource:
     live = False
     resumable = True  # items are files that stay on disk: unfinished ones are left for the next run
 
-    def __init__(self, folder, existing="process", done=(), poll=0.2, settle_timeout=10.0, size=None, keep=()):
+    def __init__(self, folder, existing="process", done=(), poll=0.2, settle_timeout=10.0, size=None, keep=(),
+                 recursive=False, on_ignored=None):
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise SourceError(f"{folder}: no such folder; create it or point --source at the camera's output folder")
@@ -40,6 +44,9 @@ class FolderSource:
         self.poll = float(poll)
         self.settle_timeout = float(settle_timeout)
         self.size = size  # decode at the model's input size (JPEG draft makes that cheap)
+        self.recursive = recursive
+        self.on_ignored = on_ignored or (lambda path, why: None)  # once per path: nothing is skipped silently
+        self._ignored = set()
         self.id = str(self.folder)
         done = done if isinstance(done, dict) else dict.fromkeys(done)
         self._keep = set(keep)
@@ -64,22 +71,48 @@ class FolderSource:
         pass
 
     def _listing(self):
-        out = {}
-        try:
-            with os.scandir(self.folder) as it:
-                for e in it:
-                    if e.name.startswith(".") or not is_image_path(e.name):
-                        continue  # dotfiles are writers' temp files (atomic rename comes later)
-                    try:
-                        if not e.is_file():
-                            continue
-                        st = e.stat()
-                    except OSError:
-                        continue  # vanished between listing and stat
-                    out[os.path.join(self.id, e.name)] = (st.st_ino, st.st_size, st.st_mtime_ns)
-        except OSError as exc:
-            raise SourceDisconnected(f"{self.folder}: cannot list folder ({exc.strerror or exc})") from None
+        out, ignored = {}, {}
+        folders = [self.folder]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError as exc:
+                if folder == self.folder:
+                    raise SourceDisconnected(f"{self.folder}: cannot list folder ({exc.strerror or exc})") from None
+                why = "Permission denied; check its permissions" if isinstance(exc, PermissionError) else exc.strerror
+                ignored[str(folder)] = f"cannot read folder ({why})"
+                continue
+            for e in entries:
+                if e.name.startswith("."):
+                    continue  # writers' temp files (atomic rename comes later), hidden folders
+                try:
+                    if e.is_dir():
+                        if self.recursive:
+                            folders.append(Path(e.path))
+                        else:
+                            ignored[e.path] = "a subfolder (use --recursive to watch subfolders too)"
+                        continue
+                    if not e.is_file():
+                        continue
+                    if not is_image_path(e.name):
+                        ignored[e.path] = f"not an image extension ({', '.join(IMAGE_EXTENSIONS)})"
+                        continue
+                    st = e.stat()
+                except OSError:
+                    continue  # vanished between listing and stat
+                out[e.path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        self._report_ignored(ignored)
         return out
+
+    def _report_ignored(self, ignored):
+        for p in [p for p in self._ignored if p not in ignored]:
+            self._ignored.discard(p)  # gone: say it again if it comes back
+        for p, why in sorted(ignored.items()):
+            if p not in self._ignored:
+                self._ignored.add(p)
+                self.on_ignored(p, why)
 
     def _handled(self, path, version):
         if path not in self._seen:
