@@ -181,3 +181,11 @@ def test_close_drains_within_its_budget_and_counts_the_rest_as_skipped():
     assert 1 <= c["run"] <= 4 and c["run"] + c["skipped"] == 10 and c["timeouts"] == c["run"]
     skipped = [e for e in events if e["event"] == "hook_skipped"]
     assert len(skipped) == c["skipped"] and "service stopping" in skipped[0]["error"]
+
+
+def test_a_bad_metrics_host_is_blamed_not_the_port():
+    from edge.watch.sinks.prometheus import MetricsError
+
+    for host in ("192.0.2.1", "no-such-host.invalid"):  # TEST-NET-1: never an address of this machine
+        with pytest.raises(MetricsError, match=f"--metrics-host {host}: not an address of this machine"):
+            Metrics(0, host)

@@ -5,6 +5,9 @@ no authentication, so exposing it on the plant network is an explicit choice.
 """
 from __future__ import annotations
 
+import errno
+import socket
+
 from edge.errors import EdgeInspectError
 from edge.optional import require_optional
 from edge.watch.sinks import BaseSink
@@ -43,6 +46,9 @@ class Metrics(BaseSink):
         try:
             self.server, self.thread = pc.start_http_server(int(port), addr=host, registry=reg)
         except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise MetricsError(f"--metrics-host {host}: not an address of this machine ({exc.strerror or exc}); "
+                                   "use 127.0.0.1, 0.0.0.0 or one of its interface addresses") from None
             raise MetricsError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); pick a free port") from None
         self.port = self.server.server_port
         self.host = host
