@@ -189,3 +189,14 @@ def test_a_bad_metrics_host_is_blamed_not_the_port():
     for host in ("192.0.2.1", "no-such-host.invalid"):  # TEST-NET-1: never an address of this machine
         with pytest.raises(MetricsError, match=f"--metrics-host {host}: not an address of this machine"):
             Metrics(0, host)
+
+
+def test_require_optional_names_the_option_and_the_extra():
+    from edge.errors import EdgeInspectError
+    from edge.optional import require_optional
+
+    assert require_optional("json", "watch", "--x").dumps(1) == "1"
+    with pytest.raises(EdgeInspectError, match=r"^--mqtt needs paho-mqtt: pip install 'edgeinspect\[watch\]'$"):
+        require_optional("no_such_module_xyz", "watch", "--mqtt", "paho-mqtt")
+    with pytest.raises(EdgeInspectError, match=r"^video sources need OpenCV: pip install 'edgeinspect\[camera\]'$"):
+        require_optional("no_such_module_xyz", "camera", "video sources", "OpenCV")

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeInspectError
-from edge.optional import require_optional
 
 
 class SourceError(EdgeInspectError):
@@ -37,10 +36,6 @@ class Item:
     path: str | None = None
     error: str | None = None
     version: tuple | None = None  # a file's (inode, size, mtime_ns): the same name may hold a new part later
-
-
-def require_cv2():
-    return require_optional("cv2", "camera", "video, stream and camera sources", "OpenCV", SourceError)
 
 
 def frame_to_rgb(frame, cv2=None):
@@ -79,4 +74,4 @@ from edge.watch.sources.picamera import PicameraSource  # noqa: E402
 from edge.watch.sources.video import VideoSource  # noqa: E402
 
 __all__ = ["Item", "SourceError", "SourceDisconnected", "FolderSource", "VideoSource", "PicameraSource",
-           "make_source", "frame_to_rgb", "require_cv2"]
+           "make_source", "frame_to_rgb"]

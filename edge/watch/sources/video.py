@@ -5,7 +5,8 @@ import threading
 import time
 from pathlib import Path
 
-from edge.watch.sources import Item, SourceDisconnected, SourceError, frame_to_rgb, require_cv2
+from edge.optional import require_optional
+from edge.watch.sources import Item, SourceDisconnected, SourceError, frame_to_rgb
 
 
 class VideoSource:
@@ -41,7 +42,7 @@ class VideoSource:
         self._failed, self._backlog = [], []  # undecodable frames waiting for proof they were inside the file
 
     def open(self):
-        cv2 = require_cv2()
+        cv2 = require_optional("cv2", "camera", "video, stream and camera sources", "OpenCV", SourceError)
         self.close()
         cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
