@@ -5,6 +5,7 @@ imported, so one image answers in well under a second on a Pi.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -98,6 +99,20 @@ class _Stdout:
                 pass
 
 
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings (Pillow's about odd files, say) as one 'warning:' line each, like the errors around them,
+    instead of Python's two-line file:line + source form."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo("warning: " + " ".join(str(message).split()), err=True)
+
+    saved, warnings.showwarning = warnings.showwarning, show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
 def _check_outputs(json_out, csv_out, save_maps):
     """Unwritable outputs fail now, in one line, not with a traceback after all the work."""
     from edge.atomic import check_writable
@@ -114,6 +129,31 @@ def _check_outputs(json_out, csv_out, save_maps):
             check_writable(os.path.join(save_maps, ".edgeinspect-check"))
         except OSError as exc:
             raise UserError(f"--save-maps {save_maps}: cannot write there ({exc.strerror or exc}); pick a writable folder")
+
+
+def _inspect_all(m, files, workers, top_k, save_overlay, save_maps, records, used, show, err):
+    from edge.errors import EdgeInspectError
+
+    for path, res in m.iter_predict(files, workers=workers, top_k=top_k):
+        if isinstance(res, EdgeInspectError):
+            rec = {k: None for k in FIELDS}
+            rec.update(path=os.fspath(path), error=str(getattr(res, "reason", res)))
+            err(f"error: {res}")
+        else:
+            rec = res.to_dict()
+            if save_overlay is not None and res.anomaly_map is not None:
+                try:
+                    from edge.imageio import load_image
+
+                    map_path = _map_name(path, save_maps, used)
+                    os.makedirs(save_maps, exist_ok=True)
+                    save_overlay(load_image(path), res.anomaly_map, map_path, threshold=m.threshold)
+                    rec["map"] = map_path
+                except (EdgeInspectError, OSError, ValueError) as exc:
+                    rec["error"] = f"heat map not saved: {exc}"
+                    err(f"error: {path}: heat map not saved ({exc})")
+        records.append(rec)
+        show(_row(rec))
 
 
 @click.command("predict", context_settings={"help_option_names": ["-h", "--help"]})
@@ -182,26 +222,8 @@ def predict(model, paths, threshold, backend, threads, device, labels, top_k, js
     if files:
         show(HEADER)
     records, used = [], set()
-    for path, res in m.iter_predict(files, workers=workers, top_k=top_k):
-        if isinstance(res, EdgeInspectError):
-            rec = {k: None for k in FIELDS}
-            rec.update(path=os.fspath(path), error=str(getattr(res, "reason", res)))
-            err(f"error: {res}")
-        else:
-            rec = res.to_dict()
-            if save_overlay is not None and res.anomaly_map is not None:
-                try:
-                    from edge.imageio import load_image
-
-                    map_path = _map_name(path, save_maps, used)
-                    os.makedirs(save_maps, exist_ok=True)
-                    save_overlay(load_image(path), res.anomaly_map, map_path, threshold=m.threshold)
-                    rec["map"] = map_path
-                except (EdgeInspectError, OSError, ValueError) as exc:
-                    rec["error"] = f"heat map not saved: {exc}"
-                    err(f"error: {path}: heat map not saved ({exc})")
-        records.append(rec)
-        show(_row(rec))
+    with _one_line_warnings():
+        _inspect_all(m, files, workers, top_k, save_overlay, save_maps, records, used, show, err)
 
     n_err = sum(1 for r in records if r["error"]) + len(problems)
     n_def = sum(1 for r in records if r["verdict"] == "defective")

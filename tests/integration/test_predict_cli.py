@@ -316,3 +316,22 @@ def test_predict_threads_out_of_range_is_refused(tiny_classifier_tflite, parts, 
     # issue 19.21: --threads 0/1000 were accepted silently.
     r = run(tiny_classifier_tflite, parts["grey"], "--threads", threads)
     assert r.exit_code == EXIT_ERROR and "--threads" in r.output and "grey.png" not in r.output
+
+
+def test_pillow_warnings_are_one_line_each(tiny_classifier_tflite, parts, monkeypatch):
+    # issue 19 (also worth fixing): Pillow's multi-line warnings between the one-line errors.
+    import warnings
+
+    import PIL.Image
+
+    real_open = PIL.Image.open
+
+    def image_open(fp, *a, **k):  # what Pillow does for, e.g., a TIFF with damaged EXIF
+        warnings.warn("Possibly corrupt EXIF data.\n  Expecting to read 12 bytes but only got 6.", UserWarning)
+        return real_open(fp, *a, **k)
+
+    monkeypatch.setattr(PIL.Image, "open", image_open)
+    r = run(tiny_classifier_tflite, parts["grey"])
+    warn = [ln for ln in r.output.splitlines() if "EXIF" in ln]
+    assert warn == ["warning: Possibly corrupt EXIF data. Expecting to read 12 bytes but only got 6."], r.output
+    assert warnings.showwarning.__module__ == "warnings"  # restored after the command
