@@ -1,31 +1,117 @@
 """Atomic writes (models, reports, logs are consumed by others) and numbered run folders."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
+import sys
 import tempfile
 from pathlib import Path
 
 
+def _umask():
+    try:
+        with open("/proc/self/status") as f:  # read without changing it (os.umask would, process-wide)
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _resolve_target(path):
+    """Where the bytes go: '-' is stdout; a symlink is followed (the link stays a link)."""
+    if str(path) == "-":
+        return None
+    return Path(os.path.realpath(path))
+
+
 def atomic_write_bytes(path, data: bytes):
-    """Write via a temp file in the same folder + fsync + rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write via a temp file in the same folder + fsync + rename + fsync of the folder: readers never
+    see half a file, and the rename survives a power cut.
+
+    The new file gets the replaced file's mode, or the umask's (0644 under the usual 022), never
+    mkstemp's 0600, so a service account can read an exported model. ``-`` writes to stdout; a
+    symlink is followed; a FIFO, a device or another non-regular file is written directly (renaming
+    over ``/dev/stdout`` would replace the device with a regular file).
+    """
+    target = _resolve_target(path)
+    if target is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return Path("-")
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        with open(target, "wb") as f:
+            f.write(data)
+        return Path(path)
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
-    return path
+    _fsync_dir(target.parent)
+    return Path(path)
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # e.g. Windows: folders cannot be opened; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_writable(path, what="output"):
+    """Raise OSError now, before any work, when ``path`` could not be written later."""
+    target = _resolve_target(path)
+    if target is None:
+        return
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{what} is a folder", str(path))
+    if target.exists() and not target.is_file():
+        if not os.access(target, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{parent} is not a folder", str(path))
+    if not target.parent.exists():
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", str(parent))
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".check", dir=target.parent)  # the real test
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def atomic_write_text(path, text: str):

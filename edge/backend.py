@@ -18,12 +18,15 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
-import platform
 import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.edgetpu import (  # noqa: F401 - part of this module's API
+    EDGETPU_INSTALL_HINT, EDGETPU_LIBRARY, EdgeTPUError, EdgeTPUFallbackWarning, _one_line, cpu_twin,
+    edgetpu_delegate_options, load_edgetpu_delegate,
+)
 from edge.errors import EdgeInspectError, ModelError
 
 ENV_VAR = "EDGEINSPECT_BACKEND"
@@ -36,26 +39,8 @@ _SPECS = {
 }
 _INSTALL_HINT = "pip install ai-edge-litert (or 'edgeinspect[edge]')"
 
-EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(
-    platform.system(), "libedgetpu.so.1"
-)
-EDGETPU_INSTALL_HINT = (
-    "install the Edge TPU runtime: add Coral's apt repo (https://coral.ai/software/#debian-packages) and "
-    "'sudo apt-get install libedgetpu1-std', then plug in the Edge TPU; an _edgetpu.tflite model only runs "
-    "through that delegate"
-)
-
-
 class BackendError(EdgeInspectError):
     """No TFLite interpreter could run the model (lists every attempt)."""
-
-
-class EdgeTPUError(ModelError):
-    """An Edge TPU-compiled model without a usable Edge TPU delegate and no CPU twin."""
-
-
-class EdgeTPUFallbackWarning(UserWarning):
-    """An Edge TPU model was replaced by its CPU int8 twin."""
 
 
 def normalize_backend(name):
@@ -159,41 +144,6 @@ def backend_info(name=None) -> dict:
     return {"name": name, "version": _version(name), "module": _SPECS[name][2]}
 
 
-def _one_line(exc):
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def edgetpu_delegate_options(device=None):
-    """``--device usb|pci|usb:0|pci:1|:0`` -> the options dict libedgetpu understands."""
-    if device in (None, "", "auto"):
-        return {}
-    return {"device": str(device)}
-
-
-def load_edgetpu_delegate(backend: BackendModule, device=None):
-    """Load libedgetpu's delegate or raise EdgeTPUError with why."""
-    try:
-        # Probe with ctypes first: a failed load inside load_delegate leaves a half-built Delegate
-        # whose __del__ prints a traceback.
-        import ctypes
-
-        ctypes.CDLL(EDGETPU_LIBRARY)
-        return backend.load_delegate(EDGETPU_LIBRARY, edgetpu_delegate_options(device))
-    except (ValueError, OSError, RuntimeError, AttributeError) as exc:
-        where = f" for device {device!r}" if device else ""
-        raise EdgeTPUError(f"cannot load the Edge TPU delegate {EDGETPU_LIBRARY}{where} ({_one_line(exc)})") from None
-
-
-def cpu_twin(path):
-    """``X_edgetpu.tflite`` -> ``X.tflite`` (what edgetpu_compiler was given), if it exists."""
-    p = Path(path)
-    if not p.stem.endswith("_edgetpu"):
-        return None
-    twin = p.with_name(p.stem[: -len("_edgetpu")] + p.suffix)
-    return twin if twin.is_file() else None
-
-
 @dataclass
 class Loaded:
     """An allocated interpreter and how it was obtained."""
@@ -206,6 +156,7 @@ class Loaded:
     edgetpu: bool = False
     attempts: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    content: bytes = field(default=b"", repr=False)  # the model bytes the interpreter runs (kept alive here)
 
 
 @contextlib.contextmanager
@@ -236,11 +187,11 @@ def _candidates(backend):
     return [forced] if forced else list(BACKENDS)
 
 
-def _create(path, backend, threads, device, attempts):
+def _create(path, content, backend, threads, device, attempts):
     """Try backends in order; return (BackendModule, interpreter, delegate_or_None)."""
     from edge.metadata import is_edgetpu_model
 
-    wants_tpu = is_edgetpu_model(path)
+    wants_tpu = is_edgetpu_model(content)
     tpu_error = None
     for name in _candidates(backend):
         try:
@@ -259,7 +210,9 @@ def _create(path, backend, threads, device, attempts):
                 raise
         try:
             with _quiet_native_stderr():
-                it = mod.Interpreter(model_path=str(path), num_threads=threads,
+                # From bytes in memory, never model_path: the interpreter would mmap the file, and a
+                # model truncated or overwritten in place (': > m.tflite', scp) then kills us with SIGBUS.
+                it = mod.Interpreter(model_content=content, num_threads=threads,
                                      experimental_delegates=delegates or None)
                 it.allocate_tensors()
         except Exception as exc:  # noqa: BLE001 - e.g. numpy ABI errors from tflite-runtime surface here
@@ -273,20 +226,25 @@ def _create(path, backend, threads, device, attempts):
     )
 
 
-def load_interpreter(path, backend=None, threads=None, device=None) -> Loaded:
-    """Create and allocate an interpreter for ``path``.
+def load_interpreter(path, backend=None, threads=None, device=None, content=None) -> Loaded:
+    """Create and allocate an interpreter for ``path`` (from ``content``, its bytes, when given).
 
+    The file is read once into memory (``Loaded.content``); hash those bytes to
+    name the model that really runs.
     Edge TPU models get libedgetpu's delegate; when it is missing, the CPU
     int8 twin beside the file (``X_edgetpu.tflite`` -> ``X.tflite``) is used
     with an :class:`EdgeTPUFallbackWarning`, else :class:`EdgeTPUError` says
     what to install.
     """
+    from edge.metadata import read_model_bytes
+
     path = Path(path)
+    content = read_model_bytes(path) if content is None else bytes(content)
     threads = resolve_threads(threads)
     attempts: list = []
     try:
-        mod, it, on_tpu = _create(path, backend, threads, device, attempts)
-        return Loaded(it, mod.name, mod.version, path, threads, on_tpu, attempts)
+        mod, it, on_tpu = _create(path, content, backend, threads, device, attempts)
+        return Loaded(it, mod.name, mod.version, path, threads, on_tpu, attempts, content=content)
     except EdgeTPUError as exc:
         twin = cpu_twin(path)
         if twin is None:
@@ -298,5 +256,6 @@ def load_interpreter(path, backend=None, threads=None, device=None) -> Loaded:
                 f"instead (slower). To use the Edge TPU: {EDGETPU_INSTALL_HINT}")
         warnings.warn(note, EdgeTPUFallbackWarning, stacklevel=3)
         attempts = []
-        mod, it, _ = _create(twin, backend, threads, device, attempts)
-        return Loaded(it, mod.name, mod.version, twin, threads, False, attempts, [note])
+        content = read_model_bytes(twin)
+        mod, it, _ = _create(twin, content, backend, threads, device, attempts)
+        return Loaded(it, mod.name, mod.version, twin, threads, False, attempts, [note], content)

@@ -29,7 +29,8 @@ COMMANDS = {
 EXIT_OK = 0          # every part passed
 EXIT_DEFECTIVE = 1   # at least one part was called defective
 EXIT_ERROR = 2       # bad input, bad model, bad usage
-EXIT_REGRESSION = 3  # bench --fail-on-regression: a variant regressed against the reference
+EXIT_RESTART = 3     # watch stopped on a fault that may clear (result log unwritable: disk full); systemd restarts
+EXIT_REGRESSION = 4  # bench --fail-on-regression: a variant regressed against the reference
 
 
 class UserError(click.ClickException):

@@ -16,6 +16,23 @@ from edge.errors import ImageError
 from edge.preprocess import as_hw, resize_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+# Inference refuses an image whose side is under 1/TINY_FRACTION of the model's input: upscaling a
+# thumbnail (or a 1x1 pixel) to the input size invents the part it is asked to judge.
+TINY_FRACTION = 8
+
+
+class ImageTooSmall(ImageError):
+    """An image far smaller than the model input (a final answer: waiting will not fix it)."""
+
+    final = True
+
+
+def check_not_tiny(name, width, height, size):
+    h, w = as_hw(size)
+    if width * TINY_FRACTION < w or height * TINY_FRACTION < h:
+        need_w, need_h = -(-w // TINY_FRACTION), -(-h // TINY_FRACTION)
+        raise ImageTooSmall(name, f"image is {width}x{height} px, far smaller than the model input {w}x{h}",
+                            f"inspect images of at least {need_w}x{need_h} px, ideally {w}x{h} or larger")
 
 
 def is_image_path(path) -> bool:
@@ -54,6 +71,8 @@ def open_image(path, size=None) -> Image.Image:
             raise ImageError(path, "empty file (0 bytes)", "the camera may still be writing it, or the copy failed")
     except OSError as exc:
         raise ImageError(path, f"cannot read: {exc.strerror or exc}", "check the path and permissions") from None
+    if not os.access(path, os.R_OK):
+        raise ImageError(path, "cannot read: Permission denied", "check the file's permissions")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -71,14 +90,22 @@ def open_image(path, size=None) -> Image.Image:
         raise ImageError(path, "not an image Pillow can read", "use PNG, JPEG, BMP or TIFF") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(path, "image too large to decode safely", "downscale it before inspection") from None
+    except PermissionError:
+        raise ImageError(path, "cannot read: Permission denied", "check the file's permissions") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(path, f"corrupt or truncated image ({reason})", "re-save or re-capture the file") from None
 
 
-def load_image(path, size=None) -> np.ndarray:
-    """Decode ``path`` to an HxWx3 uint8 RGB array, resized to ``size`` if given."""
+def load_image(path, size=None, refuse_tiny=False) -> np.ndarray:
+    """Decode ``path`` to an HxWx3 uint8 RGB array, resized to ``size`` if given.
+
+    ``refuse_tiny`` (inference, not training): raise :class:`ImageTooSmall` for an
+    image far smaller than ``size`` instead of upscaling it.
+    """
     img = open_image(path, size)
+    if refuse_tiny and size is not None:
+        check_not_tiny(os.fspath(path), img.size[0], img.size[1], size)
     if size is not None:
         img = resize_image(img, size)
     return np.asarray(img, dtype=np.uint8)

@@ -17,9 +17,21 @@ from edge.imageio import is_image_path
 _GLOB_CHARS = set("*?[")
 
 
-def _walk(folder):
+def _why(exc):
+    if isinstance(exc, PermissionError):
+        return "cannot read folder: Permission denied; check its permissions"
+    return f"cannot read folder: {exc.strerror or exc}"
+
+
+def _walk(folder, problems=None):
+    """Image files under ``folder``; a subfolder that cannot be read is a problem, never a silent skip."""
     out = []
-    for root, dirs, files in os.walk(folder):
+
+    def onerror(exc):
+        if problems is not None:
+            problems.append((exc.filename or folder, _why(exc)))
+
+    for root, dirs, files in os.walk(folder, onerror=onerror):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith(".") and is_image_path(f))
     return out
@@ -45,8 +57,9 @@ def expand_inputs(args, stdin=None):
             queue.append(a)
     for a in queue:
         if os.path.isdir(a):
-            found = _walk(a)
-            if not found:
+            before = len(problems)
+            found = _walk(a, problems)
+            if not found and len(problems) == before:
                 problems.append((a, "folder contains no images (png, jpg, bmp, tif, webp, pgm, ppm)"))
             for p in found:
                 add(p)
@@ -56,7 +69,7 @@ def expand_inputs(args, stdin=None):
             found = sorted(glob.glob(a, recursive=True))
             files = [p for p in found if os.path.isfile(p) and is_image_path(p)]
             for d in (p for p in found if os.path.isdir(p)):
-                files.extend(_walk(d))
+                files.extend(_walk(d, problems))
             if not files:
                 problems.append((a, "pattern matches no image files"))
             for p in files:

@@ -103,15 +103,24 @@ class _Table:
         return out
 
 
-def _read_bytes(model):
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model), "<bytes>"
-    path = os.fspath(model)
+def read_model_bytes(path) -> bytes:
+    """The whole model file, read once (a one-line ModelError when it cannot be read)."""
+    path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            return f.read(), path
+            return f.read()
+    except PermissionError:
+        raise ModelError(f"{path}: cannot read model (Permission denied); check the file's permissions") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a folder; pass the .tflite file") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model ({exc.strerror or exc}); check the path") from None
+
+
+def _read_bytes(model, name=None):
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), name or "<bytes>"
+    return read_model_bytes(model), name or os.fspath(model)
 
 
 def check_tflite(buf, name="<model>"):
@@ -121,9 +130,9 @@ def check_tflite(buf, name="<model>"):
         )
 
 
-def read_all_metadata(model) -> dict:
-    """All entries of the model's metadata table: name -> raw bytes."""
-    buf, name = _read_bytes(model)
+def read_all_metadata(model, name=None) -> dict:
+    """All entries of the model's metadata table: name -> raw bytes (``name`` labels errors for bytes)."""
+    buf, name = _read_bytes(model, name)
     check_tflite(buf, name)
     try:
         root = _Table(buf, _u32(buf, 0))
@@ -146,15 +155,15 @@ def read_all_metadata(model) -> dict:
         raise ModelError(f"{name}: damaged TFLite flatbuffer ({exc}); re-export the model") from None
 
 
-def read_metadata(model):
+def read_metadata(model, name=None):
     """The edgeinspect metadata dict, or None if the model has none (e.g. a plain TFLite model)."""
-    raw = read_all_metadata(model).get(METADATA_NAME)
+    raw = read_all_metadata(model, name).get(METADATA_NAME)
     if raw is None:
         return None
     try:
         meta = json.loads(raw.rstrip(b"\x00").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        name = model if isinstance(model, (str, os.PathLike)) else "<model>"
+        name = name or (model if isinstance(model, (str, os.PathLike)) else "<model>")
         raise ModelError(f"{name}: edgeinspect metadata is not valid JSON ({exc}); re-export the model") from None
     if meta.get("schema_version", 0) > SCHEMA_VERSION:
         raise ModelError(

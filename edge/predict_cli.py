@@ -5,8 +5,10 @@ imported, so one image answers in well under a second on a Pi.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
+import sys
 import warnings
 
 import click
@@ -17,7 +19,8 @@ FIELDS = ("path", "verdict", "score", "defect_type", "type_prob", "latency_ms", 
 
 
 def _fmt_path(p, width=48):
-    p = str(p)
+    # A file name with bytes that are not UTF-8 (surrogate escapes) is shown with U+FFFD, never a traceback.
+    p = str(p).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return p if len(p) <= width else "…" + p[-(width - 1):]
 
 
@@ -63,14 +66,94 @@ def _write_csv(path, records):
     import csv
     import io
 
-    from edge.atomic import atomic_write_text
+    from edge.atomic import atomic_write_bytes
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in records:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in FIELDS})
-    atomic_write_text(path, buf.getvalue())
+    # surrogateescape: a path with non-UTF-8 bytes is written back as those bytes, so it still opens.
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))
+
+
+class _Stdout:
+    """The table on stdout; when the reader goes away (``predict ... | head``) printing stops, the
+    inspection and --json/--csv go on, and the exit code still means good/defective/error."""
+
+    def __init__(self, quiet):
+        self.quiet = quiet
+
+    def __call__(self, msg):
+        if self.quiet:
+            return
+        try:
+            click.echo(msg)
+        except BrokenPipeError:
+            self.quiet = True
+            try:  # later writes (and the flush at exit) go nowhere instead of raising again
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings (Pillow's about odd files, say) as one 'warning:' line each, like the errors around them,
+    instead of Python's two-line file:line + source form."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo("warning: " + " ".join(str(message).split()), err=True)
+
+    saved, warnings.showwarning = warnings.showwarning, show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
+def _check_outputs(json_out, csv_out, save_maps):
+    """Unwritable outputs fail now, in one line, not with a traceback after all the work."""
+    from edge.atomic import check_writable
+
+    for opt, target in (("--json", json_out), ("--csv", csv_out)):
+        if target:
+            try:
+                check_writable(target)
+            except OSError as exc:
+                why = "Permission denied; check permissions" if isinstance(exc, PermissionError) else (exc.strerror or exc)
+                raise UserError(f"{opt} {target}: cannot write there ({why}); pick a writable path")
+    if save_maps:
+        try:
+            check_writable(os.path.join(save_maps, ".edgeinspect-check"))
+        except OSError as exc:
+            raise UserError(f"--save-maps {save_maps}: cannot write there ({exc.strerror or exc}); pick a writable folder")
+
+
+def _inspect_all(m, files, workers, top_k, save_overlay, save_maps, records, used, show, err):
+    from edge.errors import EdgeInspectError
+
+    for path, res in m.iter_predict(files, workers=workers, top_k=top_k):
+        if isinstance(res, EdgeInspectError):
+            rec = {k: None for k in FIELDS}
+            rec.update(path=os.fspath(path), error=str(getattr(res, "reason", res)))
+            err(f"error: {res}")
+        else:
+            rec = res.to_dict()
+            if save_overlay is not None and res.anomaly_map is not None:
+                try:
+                    from edge.imageio import load_image
+
+                    map_path = _map_name(path, save_maps, used)
+                    os.makedirs(save_maps, exist_ok=True)
+                    save_overlay(load_image(path), res.anomaly_map, map_path, threshold=m.threshold)
+                    rec["map"] = map_path
+                except (EdgeInspectError, OSError, ValueError) as exc:
+                    rec["error"] = f"heat map not saved: {exc}"
+                    err(f"error: {path}: heat map not saved ({exc})")
+        records.append(rec)
+        show(_row(rec))
 
 
 def _edgetpu_summary(path):
@@ -91,7 +174,7 @@ def _edgetpu_summary(path):
               help="Override the model's decision threshold (default: the one stored in the model).")
 @click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default=None,
               help="Interpreter to use (default: $EDGEINSPECT_BACKEND or auto: litert > tflite-runtime > tensorflow).")
-@click.option("--threads", type=int, default=None, help="Interpreter threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Interpreter threads (default: all cores).")
 @click.option("--device", default=None,
               help="Edge TPU to use for _edgetpu.tflite models: usb, pci, usb:0, pci:1 (default: first found).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -122,6 +205,8 @@ def predict(model, paths, threshold, backend, threads, device, labels, top_k, js
     from edge.inputs import expand_inputs
 
     err = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    _check_outputs(json_out, csv_out, save_maps)
+    show = _Stdout(quiet or "-" in (json_out, csv_out))  # '--json -': stdout carries the JSON only
     files, problems = expand_inputs(paths)
     for arg, reason in problems:
         err(f"error: {arg}: {reason}")
@@ -142,35 +227,15 @@ def predict(model, paths, threshold, backend, threads, device, labels, top_k, js
             save_overlay = _load_overlay()
         else:
             err(f"warning: --save-maps ignored: {m.task} models produce no anomaly map")
-    if not quiet:
-        click.echo(f"model {m.path} ({m.task}, {m.input_size[0]}x{m.input_size[1]} {m.input_dtype.name}, "
-                   f"backend {m.backend}{', Edge TPU' if m.on_edgetpu else ''}, {m.threads} threads"
-                   + (f", threshold {m.threshold:g}" if m.task != "plain" else "") + ")")
-        click.echo(_edgetpu_summary(m.path))
-        if files:
-            click.echo(HEADER)
+    show(f"model {m.path} ({m.task}, {m.input_size[0]}x{m.input_size[1]} {m.input_dtype.name}, "
+         f"backend {m.backend}{', Edge TPU' if m.on_edgetpu else ''}, {m.threads} threads"
+         + (f", threshold {m.threshold:g}" if m.task != "plain" else "") + ")")
+    show(_edgetpu_summary(m.path))
+    if files:
+        show(HEADER)
     records, used = [], set()
-    for path, res in m.iter_predict(files, workers=workers, top_k=top_k):
-        if isinstance(res, EdgeInspectError):
-            rec = {k: None for k in FIELDS}
-            rec.update(path=os.fspath(path), error=str(getattr(res, "reason", res)))
-            err(f"error: {res}")
-        else:
-            rec = res.to_dict()
-            if save_overlay is not None and res.anomaly_map is not None:
-                try:
-                    from edge.imageio import load_image
-
-                    out = _map_name(path, save_maps, used)
-                    os.makedirs(save_maps, exist_ok=True)
-                    save_overlay(load_image(path), res.anomaly_map, out, threshold=m.threshold)
-                    rec["map"] = out
-                except (EdgeInspectError, OSError, ValueError) as exc:
-                    rec["error"] = f"heat map not saved: {exc}"
-                    err(f"error: {path}: heat map not saved ({exc})")
-        records.append(rec)
-        if not quiet:
-            click.echo(_row(rec))
+    with _one_line_warnings():
+        _inspect_all(m, files, workers, top_k, save_overlay, save_maps, records, used, show, err)
 
     n_err = sum(1 for r in records if r["error"]) + len(problems)
     n_def = sum(1 for r in records if r["verdict"] == "defective")
@@ -181,17 +246,19 @@ def predict(model, paths, threshold, backend, threads, device, labels, top_k, js
     if not files:
         err("error: no images to inspect")
         n_err = max(n_err, 1)
-    if json_out:
-        from edge.atomic import atomic_write_json
+    try:
+        if json_out:
+            from edge.atomic import atomic_write_json
 
-        atomic_write_json(json_out, {"model": m.describe(), "summary": summary, "results": records,
-                                     "problems": [{"path": a, "error": r} for a, r in problems]})
-    if csv_out:
-        _write_csv(csv_out, records + [{"path": a, "error": r} for a, r in problems])
-    if not quiet:
-        tail = f"; median {summary['median_ms']:.1f} ms" if lat else ""
-        other = len(records) - n_good - n_def - sum(1 for r in records if r["error"] and not r["verdict"])
-        click.echo(f"{len(records)} images: {n_good} good, {n_def} defective"
-                   + (f", {other} unjudged" if other > 0 else "") + f", {n_err} errors{tail}")
+            atomic_write_json(json_out, {"model": m.describe(), "summary": summary, "results": records,
+                                         "problems": [{"path": a, "error": r} for a, r in problems]})
+        if csv_out:
+            _write_csv(csv_out, records + [{"path": a, "error": r} for a, r in problems])
+    except OSError as exc:  # e.g. the disk filled up during the run
+        raise UserError(f"{exc.filename or json_out or csv_out}: cannot write results ({exc.strerror or exc})")
+    tail = f"; median {summary['median_ms']:.1f} ms" if lat else ""
+    other = len(records) - n_good - n_def - sum(1 for r in records if r["error"] and not r["verdict"])
+    show(f"{len(records)} images: {n_good} good, {n_def} defective"
+         + (f", {other} unjudged" if other > 0 else "") + f", {n_err} errors{tail}")
     code = EXIT_ERROR if n_err else EXIT_DEFECTIVE if n_def else EXIT_OK
     click.get_current_context().exit(code)

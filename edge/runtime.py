@@ -16,67 +16,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import ImageError, ModelError
+from edge.prediction import Prediction, check_threshold, defect_type, read_labels  # noqa: F401 - re-export
 
 PLAIN = "plain"  # a classifier without edgeinspect metadata
-
-
-@dataclass
-class Prediction:
-    path: str | None
-    verdict: str                      # "defective" | "good" | "-" (plain classifier without a "good" label)
-    score: float                      # defect probability / normalised anomaly score (threshold applies)
-    defect_type: str | None = None    # classifier: argmax of the type head (plain: top-1 label)
-    type_prob: float | None = None
-    latency_ms: float = 0.0           # preprocess + invoke + postprocess
-    anomaly_map: np.ndarray | None = field(default=None, repr=False)
-    top: list | None = None           # plain classifiers: [(label, prob), ...]
-
-    @property
-    def defective(self) -> bool:
-        return self.verdict == "defective"
-
-    def to_dict(self) -> dict:
-        """JSON/CSV record (no map)."""
-        d = {"path": self.path, "verdict": self.verdict, "score": _round(self.score),
-             "defect_type": self.defect_type, "type_prob": _round(self.type_prob),
-             "latency_ms": round(float(self.latency_ms), 3), "error": None}
-        if self.top is not None:
-            d["top"] = [[label, _round(p)] for label, p in self.top]
-        return d
-
-
-def _round(x, nd=6):
-    return None if x is None else round(float(x), nd)
-
-
-def read_labels(labels):
-    """A labels file (one per line; ``N label`` / ``N: label`` lines also accepted) or a list."""
-    if labels is None:
-        return None
-    if isinstance(labels, (list, tuple)):
-        return [str(x) for x in labels]
-    path = Path(labels)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read labels file ({getattr(exc, 'strerror', None) or exc}); "
-                         "pass a text file with one label per line") from None
-    out = [ln.strip() for ln in lines]
-    while out and not out[-1]:
-        out.pop()
-    numbered = [ln.split(None, 1) for ln in out]
-    if out and all(len(p) == 2 and p[0].rstrip(":").isdigit() for p in numbered):
-        table = {int(p[0].rstrip(":")): p[1].strip() for p in numbered}
-        out = [table.get(i, str(i)) for i in range(max(table) + 1)]
-    if not out:
-        raise ModelError(f"{path}: labels file is empty; pass a text file with one label per line")
-    return out
 
 
 def _quant(detail):
@@ -89,18 +36,20 @@ class EdgeModel:
 
     def __init__(self, path, backend=None, threads=None, device=None, labels=None, threshold=None):
         from edge.backend import load_interpreter
-        from edge.metadata import read_metadata
+        from edge.metadata import read_metadata, read_model_bytes
 
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: model file not found; pass the .tflite written by 'edgeinspect export'")
         self.requested_path = path
-        meta = read_metadata(path)  # also rejects non-TFLite files with a one-line error
-        loaded = load_interpreter(path, backend=backend, threads=threads, device=device)
+        content = read_model_bytes(path)  # read once: metadata, interpreter and hash all see these bytes
+        meta = read_metadata(content, str(path))  # also rejects non-TFLite files with a one-line error
+        loaded = load_interpreter(path, backend=backend, threads=threads, device=device, content=content)
         if loaded.model_path != path:  # Edge TPU -> CPU twin: its metadata is the truth now
-            meta = read_metadata(loaded.model_path)
+            meta = read_metadata(loaded.content, str(loaded.model_path))
         self.path = loaded.model_path
         self.loaded = loaded
+        self.content = loaded.content  # the bytes the interpreter runs (hash these to name the model)
         self.backend = loaded.backend
         self.threads = loaded.threads
         self.on_edgetpu = loaded.edgetpu
@@ -116,7 +65,10 @@ class EdgeModel:
             )
         self._setup_input()
         self._setup_outputs(user_labels)
-        self.threshold = float(threshold if threshold is not None else self.meta.get("threshold", 0.5))
+        if threshold is not None:
+            self.threshold = check_threshold(threshold, "--threshold")
+        else:
+            self.threshold = check_threshold(self.meta.get("threshold", 0.5), f"{self.path} metadata")
 
     # -- set-up -------------------------------------------------------------------------------------
     def _setup_input(self):
@@ -210,11 +162,15 @@ class EdgeModel:
         """Path / RGB uint8 array / PIL image -> (h, w, 3) uint8 pixels at the model's input size."""
         from edge.preprocess import to_model_input
 
+        from edge.imageio import check_not_tiny
+
         if isinstance(image, (str, os.PathLike)):
             from edge.imageio import load_image
 
-            return load_image(image, self.input_size)
+            return load_image(image, self.input_size, refuse_tiny=True)
         if isinstance(image, np.ndarray):
+            if image.ndim == 3 and image.dtype == np.uint8 and image.shape[2] == 3:  # else: the error below
+                check_not_tiny("<array>", image.shape[1], image.shape[0], self.input_size)
             try:
                 return to_model_input(image, self.input_size)
             except ValueError as exc:
@@ -224,6 +180,7 @@ class EdgeModel:
         except ImportError:  # pragma: no cover
             Image = None
         if Image is not None and isinstance(image, Image.Image):
+            check_not_tiny("<image>", image.size[0], image.size[1], self.input_size)
             if image.mode != "RGB":
                 from edge.imageio import _to_rgb  # same conversion rules as files
 
@@ -291,10 +248,8 @@ class EdgeModel:
         score = float(outs[0].reshape(-1)[0])
         verdict = "defective" if score >= self.threshold else "good"
         if self.task == "classifier":
-            types = outs[1].reshape(-1)
-            j = int(np.argmax(types))
-            return Prediction(path, verdict, score, self.labels[j], float(types[j]),
-                              (time.perf_counter() - t0) * 1e3)
+            label, prob = defect_type(self.labels, outs[1].reshape(-1), verdict == "defective")
+            return Prediction(path, verdict, score, label, prob, (time.perf_counter() - t0) * 1e3)
         amap = outs[1]
         if amap.ndim == 3:
             amap = amap[..., 0]
@@ -319,37 +274,10 @@ class EdgeModel:
         return self._postprocess(self._run(self.to_tensor(px)), path, t0, top_k)
 
     def iter_predict(self, paths, workers=1, top_k=5):
-        """Yield ``(path, Prediction | ImageError)`` in order; decodes up to ``workers`` images ahead
-        on threads while the interpreter runs (Pillow releases the GIL while decoding)."""
-        paths = list(paths)
-        if workers <= 0 or len(paths) <= 1:
-            for p in paths:
-                try:
-                    yield p, self.predict(p, top_k=top_k)
-                except ImageError as exc:
-                    yield p, exc
-            return
-        from concurrent.futures import ThreadPoolExecutor
+        """Yield ``(path, Prediction | ImageError)`` in order (see :func:`edge.batch.iter_predict`)."""
+        from edge.batch import iter_predict
 
-        def decode(p):
-            t = time.perf_counter()
-            try:
-                return self.pixels(p), (time.perf_counter() - t) * 1e3
-            except ImageError as exc:
-                return exc, 0.0
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-            pending = [pool.submit(decode, p) for p in paths[: workers + 1]]
-            nxt = len(pending)
-            for p in paths:
-                px, ms = pending.pop(0).result()
-                if nxt < len(paths):
-                    pending.append(pool.submit(decode, paths[nxt]))
-                    nxt += 1
-                if isinstance(px, ImageError):
-                    yield p, px
-                else:
-                    yield p, self.predict_pixels(px, os.fspath(p), top_k, ms)
+        return iter_predict(self, paths, workers=workers, top_k=top_k)
 
     def describe(self) -> dict:
         return {"model": str(self.path), "requested_model": str(self.requested_path), "task": self.task,

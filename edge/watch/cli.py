@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from edge.errors import EdgeInspectError
+from edge.watch.config import default as D
 
 EPILOG = """\b
 Examples:
@@ -14,41 +15,43 @@ Examples:
 
 \b
 Every item gets one JSONL line (status ok|error|dropped); SIGTERM/Ctrl-C stops after the item in
-flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/options.
+flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/options,
+3 the result log could not be written (disk full): the generated unit restarts it.
 """
 
 
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--model", "-m", required=True, type=click.Path(dir_okay=False), help="The .tflite model (reloaded when the file is replaced).")
 @click.option("--source", "-s", required=True, help="Folder, video file, stream URL, camera index (0) or 'picamera'.")
-@click.option("--existing", type=click.Choice(["process", "skip"]), default="process", show_default=True,
+@click.option("--existing", type=click.Choice(["process", "skip"]), default=D("existing"), show_default=True,
               help="Folder: inspect or skip files already there at start (files in --log are never re-inspected).")
-@click.option("--poll", type=float, default=0.2, show_default=True, help="Folder polling interval, seconds.")
-@click.option("--settle-timeout", type=float, default=10.0, show_default=True,
+@click.option("--recursive", "-r", is_flag=True, default=D("recursive"), help="Folder: watch its subfolders too.")
+@click.option("--poll", type=float, default=D("poll"), show_default=True, help="Folder polling interval, seconds.")
+@click.option("--settle-timeout", type=float, default=D("settle_timeout"), show_default=True,
               help="Folder: seconds a file may stay incomplete/undecodable before it is logged as an error.")
-@click.option("--drop", type=click.Choice(["oldest", "none"]), default=None,
+@click.option("--drop", type=click.Choice(["oldest", "none"]), default=D("drop"),
               help="When inference is slower than the source: drop the oldest queued frame, or wait. "
                    "[default: oldest for cameras/streams, none for folders/video files]")
-@click.option("--queue", type=click.IntRange(1), default=8, show_default=True, help="Frames that may wait for inference.")
-@click.option("--fps", type=float, default=None, help="Video file: read at this rate (simulate a camera) instead of as fast as possible.")
-@click.option("--log", "log", type=click.Path(dir_okay=False), default=None, help="Append-only JSONL result log (one line per item).")
-@click.option("--log-max-mb", type=float, default=10.0, show_default=True, help="Rotate the log at this size (0: never).")
-@click.option("--log-keep", type=click.IntRange(1), default=5, show_default=True, help="Rotated log files to keep.")
-@click.option("--rejects", type=click.Path(file_okay=False), default=None, help="Save defective images (+ anomaly heat maps) here.")
-@click.option("--on-defect", default=None, help="Shell command per defective part; result as EDGEINSPECT_* env vars and JSON on stdin.")
-@click.option("--hook-timeout", type=float, default=2.0, show_default=True, help="Kill --on-defect after this many seconds.")
-@click.option("--mqtt", default=None, help="MQTT broker host:port for one JSON event per result (QoS 1).")
-@click.option("--topic", default="edgeinspect/line1", show_default=True, help="MQTT topic.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve Prometheus /metrics on this port.")
-@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for /metrics (0.0.0.0 exposes it).")
-@click.option("--drift-window", type=click.IntRange(1), default=100, show_default=True, help="N for the score-drift gauge.")
-@click.option("--backend", default=None, help="Interpreter: litert, tflite-runtime or tensorflow (default: first that works).")
-@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
-@click.option("--device", default=None, help="Edge TPU device (e.g. usb, pci:0).")
-@click.option("--labels", type=click.Path(dir_okay=False), default=None, help="Labels file for a plain classifier without metadata.")
-@click.option("--max-items", type=click.IntRange(1), default=None, help="Stop after this many items (testing).")
-@click.option("--status-every", type=float, default=10.0, show_default=True, help="Status line period when stderr is not a terminal.")
-@click.option("--quiet", "-q", is_flag=True, help="No live status line.")
+@click.option("--queue", type=click.IntRange(1), default=D("queue"), show_default=True, help="Frames that may wait for inference.")
+@click.option("--fps", type=float, default=D("fps"), help="Video file: read at this rate (simulate a camera) instead of as fast as possible.")
+@click.option("--log", "log", type=click.Path(dir_okay=False), default=D("log"), help="Append-only JSONL result log (one line per item).")
+@click.option("--log-max-mb", type=float, default=D("log_max_mb"), show_default=True, help="Rotate the log at this size (0: never).")
+@click.option("--log-keep", type=click.IntRange(1), default=D("log_keep"), show_default=True, help="Rotated log files to keep.")
+@click.option("--rejects", type=click.Path(file_okay=False), default=D("rejects"), help="Save defective images (+ anomaly heat maps) here.")
+@click.option("--on-defect", default=D("on_defect"), help="Shell command per defective part; result as EDGEINSPECT_* env vars and JSON on stdin.")
+@click.option("--hook-timeout", type=float, default=D("hook_timeout"), show_default=True, help="Kill --on-defect after this many seconds.")
+@click.option("--mqtt", default=D("mqtt"), help="MQTT broker host:port for one JSON event per result (QoS 1).")
+@click.option("--topic", default=D("topic"), show_default=True, help="MQTT topic.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=D("metrics_port"), help="Serve Prometheus /metrics on this port.")
+@click.option("--metrics-host", default=D("metrics_host"), show_default=True, help="Address for /metrics (0.0.0.0 exposes it).")
+@click.option("--drift-window", type=click.IntRange(1), default=D("drift_window"), show_default=True, help="N for the score-drift gauge.")
+@click.option("--backend", default=D("backend"), help="Interpreter: litert, tflite-runtime or tensorflow (default: first that works).")
+@click.option("--threads", type=click.IntRange(1, 256), default=D("threads"), help="Interpreter threads.")
+@click.option("--device", default=D("device"), help="Edge TPU device (e.g. usb, pci:0).")
+@click.option("--labels", type=click.Path(dir_okay=False), default=D("labels"), help="Labels file for a plain classifier without metadata.")
+@click.option("--max-items", type=click.IntRange(1), default=D("max_items"), help="Stop after this many items (testing).")
+@click.option("--status-every", type=float, default=D("status_every"), show_default=True, help="Status line period when stderr is not a terminal.")
+@click.option("--quiet", "-q", is_flag=True, default=D("quiet"), help="No live status line.")
 @click.option("--install-service", is_flag=True, help="Print a systemd unit for this command instead of running it.")
 @click.option("--service-file", type=click.Path(dir_okay=False), default=None, help="With --install-service: write the unit here.")
 @click.option("--user", default=None, help="With --install-service: run as this user (default: you).")
@@ -63,16 +66,20 @@ def watch(ctx, **kw):
     names = {f for f in WatchConfig.__dataclass_fields__}
     cfg = WatchConfig(**{k: v for k, v in kw.items() if k in names})
     try:
-        svc = Service(cfg, echo=click.echo)
-    except EdgeInspectError:
-        raise
+        svc = Service(cfg)
     except OSError as exc:
         raise EdgeInspectError(f"watch: {exc}") from None
     if not cfg.quiet:
         click.echo(f"watching {svc.source.id} ({svc.source_kind}, drop={svc.drop}, queue={svc.qmax}) with "
-                   f"{svc._model_path} [{svc.model_sha}]" + (f"; log {cfg.log}" if cfg.log else "; no --log"), err=True)
+                   f"{svc.model_path} [{svc.model_sha}]" + (f"; log {cfg.log}" if cfg.log else "; no --log"), err=True)
     summary = svc.run()
     click.echo(format_summary(summary))
+    if summary.get("log_error"):
+        from edge.cli import EXIT_RESTART
+
+        click.echo(f"error: {summary['log_error']}; stopped (exit {EXIT_RESTART}) so systemd restarts the service "
+                   "once the log can be written again", err=True)
+        ctx.exit(EXIT_RESTART)
 
 
 def _install_service(ctx, kw):

@@ -65,6 +65,26 @@ def read_log(path):
                     continue
 
 
+def history(log_path):
+    """From a previous run's log: ({path: file version handled, or None when the line has none},
+    paths queued or still settling at the last stop and not handled since)."""
+    done, carry = {}, set()
+    if not log_path:
+        return done, carry
+    for rec in read_log(log_path):
+        src = rec.get("source")
+        if rec.get("status") in ("ok", "error") and src:
+            version = rec.get("file_version")
+            done[src] = tuple(version) if version else None
+            carry.discard(src)
+        elif rec.get("event") == "stop":
+            carry.update(rec.get("pending") or [])
+        elif rec.get("event") == "checkpoint":  # the memory of lines rotated away
+            for p, v in (rec.get("done") or {}).items():
+                done.setdefault(p, tuple(v) if v else None)
+    return done, carry - set(done)
+
+
 class JsonlLog:
     """Thread-safe append-only JSONL writer; ``max_bytes`` 0 disables rotation."""
 
@@ -75,6 +95,8 @@ class JsonlLog:
         self.fsync = fsync
         self.lines = 0
         self.rotations = 0
+        self.on_rotate = None  # () -> record written first in each new file (the restart memory)
+        self._floor = 0        # bytes of that record: rotate again only after real lines
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +128,13 @@ class JsonlLog:
                 os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
         self._f = open(self.path, "ab")
-        self._size = 0
+        self._size = self._floor = 0
         self.rotations += 1
+        first = self.on_rotate() if self.on_rotate else None
+        if first is not None:
+            data = (json.dumps({"time": now_iso(), **first}, default=_default, separators=(",", ":")) + "\n").encode()
+            self._f.write(data)
+            self._size = self._floor = len(data)
 
     def write(self, record: dict) -> None:
         record = {"time": now_iso(), **record} if "time" not in record else record
@@ -116,7 +143,7 @@ class JsonlLog:
             if self._f is None:
                 raise LogError(f"{self.path}: result log already closed")
             try:
-                if self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
+                if self.max_bytes and self._size > self._floor and self._size + len(data) > self.max_bytes:
                     self._rotate()
                 self._f.write(data)
                 self._f.flush()

@@ -165,3 +165,173 @@ def test_tensorflow_backend_fallback_runs_the_same_model(tiny_classifier_tflite,
     ref = EdgeModel(tiny_classifier_tflite, threads=1)
     assert m.backend == "tensorflow"
     assert m.predict(parts["red"]).score == ref.predict(parts["red"]).score
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "2", "-1", "1.5"])
+def test_threshold_outside_0_1_is_refused_not_applied(tiny_classifier_tflite, parts, value):
+    # issue 19.9: nan/inf/2 passed every defect with exit 0; -1 rejected everything.
+    r = run(tiny_classifier_tflite, parts["red"], f"--threshold={value}")
+    assert r.exit_code == EXIT_ERROR, r.output
+    assert "--threshold" in r.output and "between 0 and 1" in r.output and "Traceback" not in r.output
+    assert "defective" not in r.output and "good" not in r.output  # nothing was judged
+
+
+def test_threshold_in_metadata_is_range_checked_too(tmp_path):
+    from tests.fixtures.edge import make_tiny_tflite
+
+    bad = make_tiny_tflite("classifier", tmp_path, "fp32", threshold=float("nan"), name="nan.tflite")
+    with pytest.raises(Exception, match="nan.tflite metadata: threshold nan is outside 0..1") as e:
+        EdgeModel(bad)
+    assert type(e.value).__name__ == "ModelError"
+    assert EdgeModel(bad, threshold=0.5).threshold == 0.5  # an explicit, valid override still works
+
+
+def test_defective_verdict_never_has_type_good(tiny_classifier_tflite, tmp_path):
+    # issue 19.10: a greenish part has the "good" type head winning; forced defective by a low threshold,
+    # the old runtime reported "defective, type good".
+    green = _img(tmp_path / "green.png", rgb=(100, 140, 100))
+    out = tmp_path / "r.json"
+    r = run(tiny_classifier_tflite, green, "--threshold", "0.01", "--json", out)
+    assert r.exit_code == EXIT_DEFECTIVE, r.output
+    rec = json.loads(out.read_text())["results"][0]
+    assert rec["verdict"] == "defective" and rec["defect_type"] == "hole" and 0 < rec["type_prob"] < 0.5
+    good = EdgeModel(tiny_classifier_tflite).predict(green)
+    assert (good.verdict, good.defect_type) == ("good", "good")  # a good verdict keeps the head's argmax
+
+
+def test_defect_type_is_unknown_when_the_head_has_only_good():
+    from edge.prediction import defect_type
+
+    assert defect_type(["good"], np.array([1.0]), True) == ("unknown", None)
+    assert defect_type(["good", "crack"], np.array([0.9, 0.1]), True) == ("crack", pytest.approx(0.1))
+    assert defect_type(["good", "crack"], np.array([0.9, 0.1]), False) == ("good", pytest.approx(0.9))
+
+
+def test_images_far_smaller_than_the_model_input_are_refused(tiny_classifier_tflite, parts, tmp_path):
+    # issue 19.13: a 1x1 image was upscaled to the input size and judged.
+    tiny = _img(tmp_path / "dot.png", rgb=(210, 40, 40), size=(1, 1))
+    r = run(tiny_classifier_tflite, tiny, parts["grey"])
+    assert r.exit_code == EXIT_ERROR
+    line = next(ln for ln in r.output.splitlines() if "dot.png" in ln)
+    assert "1x1 px, far smaller than the model input 32x32" in line and "defective" not in line
+    assert "2 images: 1 good, 0 defective, 1 errors" in r.output
+    m = EdgeModel(tiny_classifier_tflite)
+    with pytest.raises(Exception, match="far smaller"):
+        m.predict_array(np.zeros((2, 2, 3), np.uint8))
+    assert m.predict(_img(tmp_path / "small_ok.png", size=(8, 8))).verdict == "good"  # 1/4 of the input: fine
+
+
+def test_unwritable_json_or_csv_fails_first_in_one_line(tiny_classifier_tflite, parts, tmp_path):
+    # issue 19.16: the traceback came after all the work.
+    (tmp_path / "file.txt").write_text("x")
+    for opt, target in (("--json", tmp_path / "file.txt" / "r.json"), ("--csv", "/proc/edgeinspect-r.csv")):
+        r = run(tiny_classifier_tflite, parts["red"], opt, target)
+        assert r.exit_code == EXIT_ERROR and "Traceback" not in r.output
+        assert f"{opt} {target}: cannot write there" in r.output
+        assert "red.png" not in r.output  # refused before any image was inspected
+
+
+def test_json_to_stdout_and_csv_through_a_symlink(tiny_classifier_tflite, parts, tmp_path):
+    # issue 19.18: /dev/stdout, FIFOs and symlinks were replaced by a regular file.
+    r = run(tiny_classifier_tflite, parts["red"], "--json", "-")
+    assert r.exit_code == EXIT_DEFECTIVE
+    assert json.loads(r.output)["results"][0]["verdict"] == "defective"  # stdout is the JSON only
+    real = tmp_path / "real.csv"
+    real.write_text("")
+    (tmp_path / "link.csv").symlink_to(real)
+    assert run(tiny_classifier_tflite, parts["red"], "--csv", tmp_path / "link.csv").exit_code == EXIT_DEFECTIVE
+    assert (tmp_path / "link.csv").is_symlink() and "defective" in real.read_text()
+
+
+def test_predict_into_a_closed_pipe_still_writes_json_and_keeps_the_exit_code(tiny_classifier_tflite, parts, tmp_path):
+    # issue 19.20: 'predict ... | head' stopped with exit 1 ("defective") and no --json.
+    import os
+
+    out = tmp_path / "r.json"
+    rfd, wfd = os.pipe()
+    os.close(rfd)  # the reader is gone before the first line, like 'head -0'
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "predict", str(tiny_classifier_tflite),
+                           str(parts["grey"]), str(parts["red"]), "--json", str(out)],
+                          stdout=wfd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=120)
+    os.close(wfd)
+    assert proc.returncode == EXIT_DEFECTIVE, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    assert json.loads(out.read_text())["summary"]["images"] == 2
+
+
+def test_csv_with_a_non_utf8_file_name(tiny_classifier_tflite, tmp_path):
+    # issue 19.17: a non-UTF-8 byte in a file name gave a traceback and no CSV.
+    import os
+
+    name = os.fsdecode(b"part\xff.png")
+    _img(tmp_path / name, rgb=(210, 40, 40))
+    out = tmp_path / "r.csv"
+    r = run(tiny_classifier_tflite, tmp_path, "--csv", out)
+    assert r.exit_code == EXIT_DEFECTIVE, r.output
+    assert b"part\xff.png,defective" in out.read_bytes()  # the real bytes: the path still opens
+
+
+def test_unreadable_subfolder_and_file_are_named_as_permission_errors(tiny_classifier_tflite, parts, tmp_path,
+                                                                       monkeypatch):
+    # issues 19.12 and 19.15: os.walk skipped an unreadable subfolder silently (exit 0), an unreadable
+    # folder was "contains no images" and an unreadable file "corrupt or truncated". Tests run as root,
+    # where chmod does not deny, so the OS's answer is simulated at the call that gets it.
+    import os
+    import shutil
+
+    import PIL.Image
+
+    d = tmp_path / "parts"
+    (d / "locked").mkdir(parents=True)
+    shutil.copy(parts["grey"], d / "ok.png")
+    shutil.copy(parts["grey"], d / "locked" / "hidden.png")
+    shutil.copy(parts["grey"], d / "secret.png")
+    real_scandir, real_open = os.scandir, PIL.Image.open
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    def image_open(fp, *a, **k):
+        if os.fspath(fp).endswith("secret.png"):
+            raise PermissionError(13, "Permission denied", os.fspath(fp))
+        return real_open(fp, *a, **k)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(PIL.Image, "open", image_open)
+    r = run(tiny_classifier_tflite, d)
+    assert r.exit_code == EXIT_ERROR, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert any("locked: cannot read folder: Permission denied; check its permissions" in ln for ln in lines)
+    assert any("secret.png: cannot read: Permission denied" in ln for ln in lines)
+    assert not any("corrupt" in ln for ln in lines)
+    r = run(tiny_classifier_tflite, d / "locked")
+    assert r.exit_code == EXIT_ERROR and "Permission denied" in r.output and "contains no images" not in r.output
+
+
+@pytest.mark.parametrize("threads", ["0", "-2", "1000"])
+def test_predict_threads_out_of_range_is_refused(tiny_classifier_tflite, parts, threads):
+    # issue 19.21: --threads 0/1000 were accepted silently.
+    r = run(tiny_classifier_tflite, parts["grey"], "--threads", threads)
+    assert r.exit_code == EXIT_ERROR and "--threads" in r.output and "grey.png" not in r.output
+
+
+def test_pillow_warnings_are_one_line_each(tiny_classifier_tflite, parts, monkeypatch):
+    # issue 19 (also worth fixing): Pillow's multi-line warnings between the one-line errors.
+    import warnings
+
+    import PIL.Image
+
+    real_open = PIL.Image.open
+
+    def image_open(fp, *a, **k):  # what Pillow does for, e.g., a TIFF with damaged EXIF
+        warnings.warn("Possibly corrupt EXIF data.\n  Expecting to read 12 bytes but only got 6.", UserWarning)
+        return real_open(fp, *a, **k)
+
+    monkeypatch.setattr(PIL.Image, "open", image_open)
+    r = run(tiny_classifier_tflite, parts["grey"])
+    warn = [ln for ln in r.output.splitlines() if "EXIF" in ln]
+    assert warn == ["warning: Possibly corrupt EXIF data. Expecting to read 12 bytes but only got 6."], r.output
+    assert warnings.showwarning.__module__ == "warnings"  # restored after the command

@@ -71,7 +71,7 @@ def test_folder_service_partial_file_rejects_metrics_and_restart(tmp_path, tiny_
     (cam / "b_grey.png").write_bytes(full)
     (cam / "c_bad.png").write_bytes(b"not a png at all")
     _wait(lambda: len(_items(log)) == 3, what="b and c")
-    port = svc.metrics.port
+    port = svc.sinks.get("metrics").port
     assert (_metric(port, "edgeinspect_passed_total"), _metric(port, "edgeinspect_failed_total"),
             _metric(port, "edgeinspect_errors_total")) == (1, 1, 1)
     summary = _stop(svc, t, box)
@@ -193,7 +193,7 @@ def test_mqtt_events_reach_a_real_broker(tmp_path, tiny_classifier_tflite, watch
         cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(tmp_path / "m.jsonl"),
                           mqtt=f"{host}:{port}", topic="test/line1", quiet=True)
         svc = Service(cfg)
-        svc.mqtt.connected.wait(5)
+        svc.sinks.get("mqtt").connected.wait(5)
         summary = svc.run(install_signals=False)
         _wait(lambda: len([m for m in got if m[0] == "test/line1"]) == 30, what="30 MQTT events")
     finally:
@@ -254,7 +254,7 @@ def test_sigterm_stops_cleanly_with_summary(tmp_path, tiny_classifier_tflite):
 def test_mqtt_sink_reconnects_and_delivers_what_was_queued_while_the_broker_was_down(tmp_path):
     import paho.mqtt.client as mqtt
 
-    from edge.watch.mqtt import MqttSink
+    from edge.watch.sinks.mqtt import MqttSink
     from tests.fixtures.watch import start_mosquitto
 
     port = free_port()
@@ -303,3 +303,159 @@ def test_anomaly_reject_gets_a_heat_map_overlay(tmp_path, tiny_anomaly_tflite):
     assert len(files) == 2 and files[0].endswith("_spot.png") and files[1].endswith("_spot_overlay.png")
     overlay = np.asarray(Image.open(rej / files[1]))
     assert overlay.shape == (64, 64, 3) and not np.array_equal(overlay, img)
+
+
+class _Broken:
+    """A sink whose every call fails, like a PLC driver that lost its socket."""
+
+    def __init__(self, name, before_log=False):
+        self.name, self.before_log, self.calls = name, before_log, 0
+
+    def handle(self, record, prediction, item):
+        self.calls += 1
+        raise ConnectionError(f"{self.name} is down")
+
+    def event(self, record):
+        raise RuntimeError("event failed")
+
+    def close(self):
+        raise RuntimeError("close failed")
+
+
+def test_a_failing_sink_is_logged_and_counted_and_never_costs_a_log_line(tmp_path, tiny_classifier_tflite, watch_video):
+    log = tmp_path / "s.jsonl"
+    svc = Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(log), quiet=True))
+    early, late = _Broken("plc", before_log=True), _Broken("opcua")
+    svc.sinks.sinks += [early, late]
+    summary = svc.run(install_signals=False)
+    items = _items(log)
+    assert [r["source"] for r in items] == [f"video:{i}" for i in range(30)]  # every line is there
+    assert all(r["status"] == "ok" and "plc is down" in r["plc_error"] for r in items)
+    assert early.calls == late.calls == 30
+    errors = _events(log, "sink_error")
+    assert {e["sink"] for e in errors} == {"plc", "opcua"}
+    assert sum(e["during"] == "handle" and e["sink"] == "opcua" for e in errors) == 30
+    assert summary["sink_errors"]["plc"] == summary["sink_errors"]["opcua"] >= 30 + 1  # handle + start event
+    assert summary["ok"] == 30 and "output errors: opcua" in __import__("edge.watch.status", fromlist=["x"]).format_summary(summary)
+
+
+def test_missing_overlay_support_is_logged_once_and_counted(tmp_path, tiny_anomaly_tflite, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    cam, rej, log = tmp_path / "cam", tmp_path / "rej", tmp_path / "o.jsonl"
+    cam.mkdir()
+    for i in range(2):
+        img = np.full((64, 64, 3), 60, np.uint8)
+        img[8:24, 8 + i:24 + i] = 250
+        Image.fromarray(img).save(cam / f"spot{i}.png")
+    monkeypatch.setitem(sys.modules, "edge.overlay", None)  # import edge.overlay -> ImportError
+    svc = Service(WatchConfig(model=str(tiny_anomaly_tflite), source=str(cam), rejects=str(rej), log=str(log),
+                              poll=0.02, quiet=True, max_items=2))
+    summary = svc.run(install_signals=False)
+    assert summary["failed"] == 2 and summary["rejects"] == 2 and summary["reject_overlays_missing"] == 2
+    assert len(_events(log, "reject_overlay_unavailable")) == 1
+    assert sorted(os.listdir(rej))[0].endswith("_spot0.png") and len(os.listdir(rej)) == 2
+
+
+def _alive(proc, pred):
+    """pred() for _wait, failing at once (with the exit code) when the watch process died."""
+    def check():
+        assert proc.poll() is None, f"watch died with exit code {proc.returncode}: {proc.stderr.read()[-1500:]}"
+        return pred()
+    return check
+
+
+def _watch_proc(tmp_path, model, cam, log, *extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "watch", "--model", str(model), "--source", str(cam),
+                             "--log", str(log), "--poll", "0.05", "-q", *extra],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_fp32_model_truncated_and_overwritten_in_place_mid_run_keeps_the_service_alive(tmp_path, tiny_models_dir):
+    # issue 19.1: the interpreter mmapped the file, so ': > model.tflite' killed watch with SIGBUS.
+    cam, log, model = tmp_path / "cam", tmp_path / "t.jsonl", tmp_path / "model.tflite"
+    cam.mkdir()
+    shutil.copy(tiny_models_dir / "tiny_classifier_fp32.tflite", model)
+    proc = _watch_proc(tmp_path, model, cam, log)
+    try:
+        write_png(cam / "a0.png", RED)
+        _wait(lambda: log.exists() and len(_items(log)) == 1, timeout=30, what="first result")
+        with open(model, "r+b") as f:
+            f.truncate(0)  # ': > model.tflite'
+        for i in range(1, 4):
+            write_png(cam / f"a{i}.png", RED if i % 2 else GREY)
+            time.sleep(0.15)
+        _wait(_alive(proc, lambda: len(_items(log)) == 4), timeout=20, what="results after truncation")
+        _wait(_alive(proc, lambda: _events(log, "model_reload_failed")), timeout=10, what="reload failure")
+        with open(model, "wb") as f:  # an scp-style overwrite of the same inode with another model
+            f.write((tiny_models_dir / "tiny_classifier_int8.tflite").read_bytes())
+        _wait(_alive(proc, lambda: _events(log, "model_reloaded")), timeout=10, what="reload of the overwritten model")
+        write_png(cam / "b0.png", RED)
+        _wait(_alive(proc, lambda: len(_items(log)) == 5), timeout=20, what="result from the new model")
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    items = _items(log)
+    assert all(r["status"] == "ok" for r in items)
+    assert [r["verdict"] for r in items[:4]] == ["defective", "defective", "good", "defective"]
+    assert items[0]["model_sha"] == items[3]["model_sha"] != items[4]["model_sha"]
+    assert list(read_log(log))[-1]["event"] == "stop"
+
+
+def test_mqtt_without_a_broker_says_so_and_counts_nothing_as_published(tmp_path, tiny_classifier_tflite, watch_video):
+    # issue 19.11: no warning, and the stop record said 'published 30, failed 0' with nothing delivered.
+    from edge.watch.status import format_summary
+
+    log = tmp_path / "x.jsonl"
+    cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(log),
+                      mqtt=f"127.0.0.1:{free_port()}", quiet=True)
+    svc = Service(cfg)
+    _wait(lambda: _events(log, "mqtt_unreachable"), what="the unreachable-broker event")
+    summary = svc.run(install_signals=False)
+    assert summary["ok"] == 30
+    assert summary["mqtt"] == {"published": 0, "failed": 0, "unsent": 30}
+    assert len(_events(log, "mqtt_unreachable")) == 1 and "127.0.0.1" in _events(log, "mqtt_unreachable")[0]["error"]
+    assert "mqtt: 0 delivered, 30 not delivered" in format_summary(summary)
+
+
+def test_network_stream_that_dies_mid_run_is_reconnected_and_every_frame_accounted(tmp_path, tiny_classifier_tflite):
+    # A network camera (HTTP MJPEG on 127.0.0.1; no RTSP server is installable here) loses power
+    # mid-run and comes back: the service retries with back-off, logs the gap, never dies.
+    from tests.fixtures.watch import MjpegServer
+
+    cam = MjpegServer(free_port()).start()
+    log = tmp_path / "n.jsonl"
+    svc = Service(WatchConfig(model=str(tiny_classifier_tflite), source=cam.url, log=str(log), quiet=True,
+                              retry_initial=0.1, retry_max=0.4))
+    assert svc.drop == "oldest"  # a live source: the newest frame matters
+    t, box = run_in_thread(svc)
+    try:
+        _wait(lambda: len(_items(log)) >= 15, what="frames before the outage")
+        cam.stop()
+        _wait(lambda: _events(log, "source_disconnected"), what="the disconnect")
+        time.sleep(0.8)  # down for a while: several reconnect attempts fail
+        before = len(_items(log))
+        cam.start()
+        _wait(lambda: _events(log, "source_reconnected"), what="the reconnect")
+        _wait(lambda: len(_items(log)) >= before + 15, what="frames after the outage")
+        assert t.is_alive() and "error" not in box
+    finally:
+        summary = _stop(svc, t, box)
+        cam.stop()
+    items = _items(log)
+    numbers = [int(r["source"].split(":")[1]) for r in items]
+    assert numbers == sorted(set(numbers))  # each frame once, numbered on across the reconnect
+    assert summary["sent"] == summary["ok"] + summary["errors"] + summary["dropped"] == len(items)
+    downs = _events(log, "source_disconnected")
+    assert len(downs) >= 2 and summary["reconnects"] >= 1
+    retries = [e["retry_in_s"] for e in downs]
+    assert retries == sorted(retries) and retries[-1] <= 0.4  # exponential back-off, capped
+    assert _events(log, "source_reconnected")[0]["down_s"] >= 0.5
+    ok = [r for r in items if r["status"] == "ok"]
+    assert {r["verdict"] for r in ok} == {"good", "defective"}

@@ -59,7 +59,7 @@ def test_every_line_is_on_disk_before_write_returns(tmp_path):
 
 
 def test_history_remembers_handled_files_and_files_left_queued_at_stop(tmp_path):
-    from edge.watch.service import history
+    from edge.watch.log import history
 
     path = tmp_path / "r.jsonl"
     log = JsonlLog(path)
@@ -67,9 +67,9 @@ def test_history_remembers_handled_files_and_files_left_queued_at_stop(tmp_path)
     log.write({"source": "/c/b.png", "status": "error", "error": "corrupt"})
     log.write({"source": "video:3", "status": "dropped"})
     log.write({"event": "stop", "pending": ["/c/c.png", "/c/d.png"]})
-    log.write({"source": "/c/d.png", "status": "ok"})  # inspected by a later run
+    log.write({"source": "/c/d.png", "status": "ok", "file_version": [7, 100, 123]})  # inspected by a later run
     log.close()
     done, carry = history(path)
-    assert done == {"/c/a.png", "/c/b.png", "/c/d.png"}
+    assert done == {"/c/a.png": None, "/c/b.png": None, "/c/d.png": (7, 100, 123)}  # path -> version handled
     assert carry == {"/c/c.png"}  # queued but never inspected: the next run must not skip it
-    assert history(None) == (set(), set())
+    assert history(None) == ({}, set())

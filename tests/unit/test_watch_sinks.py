@@ -8,8 +8,9 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from edge.watch.hook import HookRunner
-from edge.watch.metrics import DriftTracker, Metrics
+from edge.watch.sinks.hook import HookRunner
+from edge.watch.sinks.prometheus import Metrics
+from edge.watch.stats import DriftTracker
 from edge.watch.systemd import unit_text
 
 
@@ -126,3 +127,76 @@ def test_unit_text_is_a_valid_ini():
     cp = configparser.ConfigParser(strict=False, interpolation=None)
     cp.read_string(unit_text(["--model", "/m.tflite", "--source", "/cam"], user="pi", workdir="/"))
     assert cp["Service"]["User"] == "pi" and cp["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_cli_defaults_are_the_config_defaults():
+    from dataclasses import MISSING, fields
+
+    from edge.watch.cli import watch
+    from edge.watch.config import WatchConfig
+
+    params = {p.name: p for p in watch.params}
+    shared = [f for f in fields(WatchConfig) if f.default is not MISSING and f.name in params]
+    assert len(shared) >= 20
+    for f in shared:
+        assert params[f.name].default == f.default, f.name
+
+
+def test_every_sink_module_implements_the_protocol():
+    import importlib
+
+    from edge.watch.sinks import MODULES, Sink
+
+    classes = {"rejects": "RejectStore", "prometheus": "Metrics", "mqtt": "MqttSink", "hook": "HookRunner"}
+    assert set(MODULES) == set(classes)
+    for mod, cls in classes.items():
+        m = importlib.import_module(f"edge.watch.sinks.{mod}")
+        assert callable(m.from_config)
+        for attr in ("handle", "event", "close", "name", "before_log"):
+            assert hasattr(getattr(m, cls), attr), (cls, attr)
+    assert isinstance(HookRunner("true"), Sink)
+
+
+def test_a_hook_that_leaves_a_child_behind_does_not_hang_the_worker():
+    # issue 19.6: 'setsid ... &' escaped the process group and held the stderr pipe, so the worker waited
+    # for it forever and later reject signals vanished uncounted.
+    events = []
+    hook = HookRunner("setsid sleep 6 & echo started", timeout=0.5, on_event=events.append)
+    for i in range(3):
+        assert hook.submit({"source": f"{i}.png", "verdict": "defective"})
+    hook.close(wait=5)
+    assert hook.counts == {"run": 3, "ok": 3, "failed": 0, "timeouts": 0, "skipped": 0}, (hook.counts, events)
+
+
+def test_close_drains_within_its_budget_and_counts_the_rest_as_skipped():
+    # issue 19.8: SIGTERM waited hook_timeout x queued hooks, past systemd's TimeoutStopSec.
+    events = []
+    hook = HookRunner("sleep 5", timeout=0.5, on_event=events.append)
+    for i in range(10):
+        hook.submit({"source": f"{i}.png"})
+    t0 = time.monotonic()
+    hook.close(wait=1.2)
+    assert time.monotonic() - t0 < 4.5  # budget + one hook timeout, never 10 x 0.5 s
+    c = hook.counts
+    assert 1 <= c["run"] <= 4 and c["run"] + c["skipped"] == 10 and c["timeouts"] == c["run"]
+    skipped = [e for e in events if e["event"] == "hook_skipped"]
+    assert len(skipped) == c["skipped"] and "service stopping" in skipped[0]["error"]
+
+
+def test_a_bad_metrics_host_is_blamed_not_the_port():
+    from edge.watch.sinks.prometheus import MetricsError
+
+    for host in ("192.0.2.1", "no-such-host.invalid"):  # TEST-NET-1: never an address of this machine
+        with pytest.raises(MetricsError, match=f"--metrics-host {host}: not an address of this machine"):
+            Metrics(0, host)
+
+
+def test_require_optional_names_the_option_and_the_extra():
+    from edge.errors import EdgeInspectError
+    from edge.optional import require_optional
+
+    assert require_optional("json", "watch", "--x").dumps(1) == "1"
+    with pytest.raises(EdgeInspectError, match=r"^--mqtt needs paho-mqtt: pip install 'edgeinspect\[watch\]'$"):
+        require_optional("no_such_module_xyz", "watch", "--mqtt", "paho-mqtt")
+    with pytest.raises(EdgeInspectError, match=r"^video sources need OpenCV: pip install 'edgeinspect\[camera\]'$"):
+        require_optional("no_such_module_xyz", "camera", "video sources", "OpenCV")

@@ -5,9 +5,13 @@ no authentication, so exposing it on the plant network is an explicit choice.
 """
 from __future__ import annotations
 
-from collections import deque
+import errno
+import socket
 
 from edge.errors import EdgeInspectError
+from edge.optional import require_optional
+from edge.watch.sinks import BaseSink
+from edge.watch.stats import DriftTracker
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -16,53 +20,14 @@ class MetricsError(EdgeInspectError):
     pass
 
 
-def require_prometheus():
-    try:
-        import prometheus_client
-    except ImportError:
-        raise MetricsError("--metrics-port needs prometheus-client: pip install 'edgeinspect[watch]'") from None
-    return prometheus_client
+class Metrics(BaseSink):
+    name = "metrics"
 
-
-class DriftTracker:
-    """Rolling mean score of the last N passed items minus the mean of the first N (a baseline).
-
-    A slow upward creep of the 'good' parts' score is the usual first sign of a
-    dirty lens, changed lighting or a new supplier, long before parts fail.
-    """
-
-    def __init__(self, window=100):
-        self.window = max(1, int(window))
-        self.reset()
-
-    def reset(self):
-        self.baseline = []
-        self.recent = deque(maxlen=self.window)
-        self._sum = 0.0
-
-    def add(self, score):
-        score = float(score)
-        if len(self.baseline) < self.window:
-            self.baseline.append(score)
-        if len(self.recent) == self.recent.maxlen:
-            self._sum -= self.recent[0]
-        self.recent.append(score)
-        self._sum += score
-
-    @property
-    def drift(self):
-        if len(self.baseline) < self.window:
-            return 0.0
-        return self._sum / len(self.recent) - sum(self.baseline) / len(self.baseline)
-
-    @property
-    def recent_mean(self):
-        return self._sum / len(self.recent) if self.recent else 0.0
-
-
-class Metrics:
-    def __init__(self, port, host="127.0.0.1"):
-        pc = require_prometheus()
+    def __init__(self, port, host="127.0.0.1", drift_window=100, queue_depth=None, current_meta=None):
+        pc = require_optional("prometheus_client", "watch", "--metrics-port", "prometheus-client", MetricsError)
+        self.drift_tracker = DriftTracker(drift_window)
+        self.queue_depth = queue_depth or (lambda: 0)
+        self.current_meta = current_meta or (lambda: {})
         self.registry = reg = pc.CollectorRegistry()
         self.passed = pc.Counter("edgeinspect_passed", "Parts called good", registry=reg)
         self.failed = pc.Counter("edgeinspect_failed", "Parts called defective", registry=reg)
@@ -81,6 +46,9 @@ class Metrics:
         try:
             self.server, self.thread = pc.start_http_server(int(port), addr=host, registry=reg)
         except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise MetricsError(f"--metrics-host {host}: not an address of this machine ({exc.strerror or exc}); "
+                                   "use 127.0.0.1, 0.0.0.0 or one of its interface addresses") from None
             raise MetricsError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); pick a free port") from None
         self.port = self.server.server_port
         self.host = host
@@ -94,3 +62,44 @@ class Metrics:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+    def handle(self, record, prediction, item):
+        status = record.get("status")
+        if status == "dropped":
+            self.dropped.inc()
+            return
+        if prediction is None:
+            self.errors.inc()
+        elif prediction.verdict == "defective":
+            self.failed.inc()
+        else:
+            self.passed.inc()
+            self.drift_tracker.add(prediction.score)
+        if record.get("e2e_ms") is not None:
+            self.e2e.observe(record["e2e_ms"] / 1e3)
+        if prediction is not None:
+            self.latency.observe(prediction.latency_ms / 1e3)
+            self.drift.set(self.drift_tracker.drift)
+            self.recent_score.set(self.drift_tracker.recent_mean)
+        self.queue.set(self.queue_depth())
+
+    def event(self, record):
+        name = record.get("event")
+        if name == "source_disconnected":
+            self.disconnects.inc()
+        elif name == "hook_timeout":
+            self.hook_timeouts.inc()
+        elif name == "model_reload_failed":
+            self.reloads.labels(result="failed").inc()
+        elif name == "model_reloaded":
+            self.reloads.labels(result="ok").inc()
+            self.drift_tracker.reset()  # a new model has its own score distribution
+            self.set_model(record.get("model"), self.current_meta())
+
+
+def from_config(cfg, ctx):
+    if cfg.metrics_port is None:
+        return None
+    m = Metrics(cfg.metrics_port, cfg.metrics_host, cfg.drift_window, ctx.queue_depth, lambda: ctx.model().meta)
+    m.set_model(ctx.model_path, ctx.model().meta)
+    return m

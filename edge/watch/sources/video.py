@@ -1,0 +1,113 @@
+"""A video file, a stream URL or a camera index, read with OpenCV."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from edge.optional import require_optional
+from edge.watch.sources import Item, SourceDisconnected, SourceError, frame_to_rgb
+
+
+class VideoSource:
+    """A video file, a stream URL (rtsp://, http://...) or a camera index, read with OpenCV.
+
+    A file ends at its last frame; an undecodable frame inside it becomes an
+    error item numbered by its place in the stream, and reading goes on. A stream or camera that fails to read raises
+    :class:`SourceDisconnected` (the service reopens it with back-off).
+    """
+
+    MAX_BAD_RUN = 25  # undecodable frames in a row that end a video file without a usable frame count
+
+    def __init__(self, spec, realtime_fps=None):
+        self.spec = str(spec)
+        if self.spec.isdigit():
+            self.kind, self.target, self.live = "camera", int(self.spec), True
+        elif "://" in self.spec:
+            self.kind, self.target, self.live = "stream", self.spec, True
+        else:
+            p = Path(self.spec)
+            if not p.is_file():
+                raise SourceError(f"{spec}: no such video file, folder or camera; pass a folder, a video file, a stream URL or a camera index")
+            self.kind, self.target, self.live = "video", str(p.resolve()), False
+        self.id = self.spec if self.kind != "video" else self.target
+        self.prefix = "camera" if self.kind == "camera" else "video"
+        self.realtime_fps = realtime_fps
+        self.cap = None
+        self.pos = 0  # frames delivered so far = next frame number (kept across reopen)
+        self.fps = None
+        self.frame_count = None
+        self._t0 = None
+        self._bad_run = 0
+        self._failed, self._backlog = [], []  # undecodable frames waiting for proof they were inside the file
+
+    def open(self):
+        cv2 = require_optional("cv2", "camera", "video, stream and camera sources", "OpenCV", SourceError)
+        self.close()
+        cap = cv2.VideoCapture(self.target)
+        if not cap.isOpened():
+            cap.release()
+            if self.kind == "video":
+                raise SourceError(f"{self.target}: OpenCV cannot open this video; re-encode it (e.g. MJPG .avi or H.264 .mp4)")
+            raise SourceDisconnected(f"{self.spec}: cannot open {self.kind}")
+        if self.kind == "camera":
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # inspect the newest frame, not a stale buffered one
+        if self.kind == "video":
+            self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if self.pos:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, self.pos)
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or None
+        self._t0 = None  # pacing restarts after a reconnect: a camera does not replay what it missed
+        self.cap = cap
+
+    def close(self):
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+    def _pace(self, stop):
+        fps = self.realtime_fps if self.realtime_fps and self.realtime_fps > 0 else None
+        if fps is None:
+            return
+        if self._t0 is None:
+            self._t0 = time.monotonic() - self.pos / fps
+        delay = self._t0 + self.pos / fps - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+
+    def read(self, stop: threading.Event):
+        if self._backlog:
+            return self._backlog.pop(0)
+        if self.cap is None:
+            self.open()
+        self._pace(stop)
+        ok, frame = self.cap.read()
+        t_in = time.monotonic()
+        n = self.pos
+        if not ok:
+            if self.kind != "video":
+                raise SourceDisconnected(f"{self.spec}: read failed at frame {n}")
+            # A failed read has consumed the frame's packet: read on, never seek (seeking an MJPG/H.264
+            # file lands on an earlier keyframe and repeats frames). The file has ended past the
+            # container's frame count, or after MAX_BAD_RUN failures in a row.
+            if (self.frame_count and n >= self.frame_count) or self._bad_run >= self.MAX_BAD_RUN:
+                self._failed = []  # without a frame count, failures at the very end were not frames
+                return None
+            self._bad_run += 1
+            self.pos += 1
+            bad = Item(source_id=f"{self.prefix}:{n}", t_in=t_in, error=f"{self.id}: frame {n} could not be decoded")
+            if self.frame_count:
+                return bad
+            self._failed.append(bad)  # a corrupt frame only if a good one follows
+            return self.read(stop)
+        self._bad_run = 0
+        self.pos += 1
+        item = Item(source_id=f"{self.prefix}:{n}", t_in=t_in)
+        try:
+            item.rgb = frame_to_rgb(frame)
+        except ValueError as exc:
+            item.error = f"{self.id}: frame {n}: {exc}"
+        if self._failed:
+            first, self._backlog, self._failed = self._failed[0], self._failed[1:] + [item], []
+            return first
+        return item
