@@ -35,17 +35,19 @@ def resolve_good_only_split(cfg, echo):
 
 
 def fit_files_of(files, echo):
-    """The images the bank is fitted on: good images of the train split, nothing else."""
-    fit = [f for f in files["train"] if f["label"] == 0]
-    dropped = len(files["train"]) - len(fit)
+    """The images the heads are fitted on: the good images of the train *and* val splits.
+
+    Out-of-fold scores calibrate the threshold (``out_of_fold``), so no good image has to be held
+    back for it: every one of them makes the bank and the Gaussian better (castings: 160 -> 200).
+    """
+    fit = [f for s in ("train", "val") for f in files[s] if f["label"] == 0]
+    dropped = sum(1 for s in ("train", "val") for f in files[s] if f["label"] != 0)
     if dropped:
-        echo(f"note: {dropped} defective image(s) in the train split are NOT used for fitting (anomaly mode "
+        echo(f"note: {dropped} defective image(s) in the train/val splits are NOT used for fitting (anomaly mode "
              "learns from good parts only); use a good-only split to evaluate them")
-    if not fit:
-        raise DataError("the train split has no good images; anomaly mode learns from train/good")
-    if not [f for f in files["val"] if f["label"] == 0]:
-        raise DataError("the val split has no good images; the threshold is calibrated on held-out good images "
-                        "(raise val_fraction or add images to train/good)")
+    if len(fit) < 2:
+        raise DataError(f"the train and val splits have {len(fit)} good image(s); anomaly mode learns from "
+                        "train/good and calibrates on out-of-fold scores of at least 2 (add images to train/good)")
     return fit
 
 
@@ -103,14 +105,14 @@ def fit_bank(patch_features, settings, seed, echo=None):
     return patches[idx].astype(np.float32), time.time() - t0
 
 
-def fit_heads(feats, settings, seed, echo=None, device_scale=None):
+def fit_heads(feats, settings, seed, echo=None):
     """(bank, gauss or None, coreset seconds) fitted on good-image features."""
     from trainer.anomaly.gaussian import fit_gaussian
     from trainer.anomaly.reference import global_stats
 
     bank, secs = fit_bank(feats[0], settings, seed, echo)
     g = global_stats(feats)
-    return bank, (fit_gaussian(g, device_scale) if g is not None else None), secs
+    return bank, (fit_gaussian(g, groups=len(feats) - 1) if g is not None else None), secs
 
 
 def head_scores(feats, bank, gauss):
@@ -122,14 +124,7 @@ def head_scores(feats, bank, gauss):
     return raw_scores(feats[0], bank), (mahalanobis(g, *gauss) if gauss is not None else None)
 
 
-def global_unit_scale(feats):
-    """Per-feature scale the device applies to the pooled statistics: each global channel to unit RMS
-    over the good training images (mean * c, mean of squares * c^2), so one int8 range fits them all."""
-    c = 1.0 / np.sqrt(np.maximum(feats[2].mean(axis=0), 1e-8))
-    return np.concatenate([c, c ** 2])
-
-
-def out_of_fold(feats, settings, seed, echo, device_scale=None):
+def out_of_fold(feats, settings, seed, echo):
     """Raw scores of every training image from heads fitted without its fold: unbiased good scores
     for the threshold (in-sample scores sit far below what unseen good parts get)."""
     n = len(feats[0])
@@ -137,12 +132,12 @@ def out_of_fold(feats, settings, seed, echo, device_scale=None):
     if k < 2:
         raise DataError(f"{n} good training image(s): out-of-fold calibration needs at least 2")
     order = np.random.default_rng(seed).permutation(n)
-    patch, glob = np.zeros(n), (np.zeros(n) if len(feats) == 3 else None)
+    patch, glob = np.zeros(n), (np.zeros(n) if len(feats) > 1 else None)
     t0 = time.time()
     for i in range(k):
         held = np.sort(order[i::k])
         keep = np.setdiff1d(order, held)
-        bank, gauss, _ = fit_heads([f[keep] for f in feats], settings, seed + 1 + i, device_scale=device_scale)
+        bank, gauss, _ = fit_heads([f[keep] for f in feats], settings, seed + 1 + i)
         p, g = head_scores([f[held] for f in feats], bank, gauss)
         patch[held] = p
         if glob is not None:
@@ -165,7 +160,6 @@ def train_anomaly(cfg, echo=None) -> Path:
     manifest, root = resolve_good_only_split(cfg, echo)
     files = {s: split_items(manifest, s, root) for s in ("train", "val", "test")}
     fit_files = fit_files_of(files, echo)
-    val_good = [f for f in files["val"] if f["label"] == 0]
     size = as_hw(cfg.input_size)
     t_start = time.time()
     gtap = settings["global_tap"] or None
@@ -173,32 +167,22 @@ def train_anomaly(cfg, echo=None) -> Path:
     echo(f"anomaly: MobileNetV2 alpha {cfg.alpha} at {size[0]}x{size[1]}, taps {settings['taps']}"
          f"{', global ' + gtap if gtap else ''}, fitting on {len(fit_files)} good images")
     extractor = build_feature_extractor(cfg.alpha, size, cfg.weights, settings["taps"], settings["pool"],
-                                        settings["tap_norm"], global_tap=gtap)
+                                        settings["tap_norm"], global_tap=gtap, moments=settings["global_moments"])
     feats = features_of(extractor, fit_files, size, settings["batch_size"], echo, "train/good")
-    device_scale = global_unit_scale(feats) if gtap else None
     grid, dim = feats[0].shape[1:3], int(feats[0].shape[-1])
-    oof_p, oof_g = out_of_fold(feats, settings, cfg.seed, echo, device_scale)
-    bank, gauss, coreset_s = fit_heads(feats, settings, cfg.seed, echo, device_scale)
+    oof_p, oof_g = out_of_fold(feats, settings, cfg.seed, echo)
+    bank, gauss, coreset_s = fit_heads(feats, settings, cfg.seed, echo)
     n_patches = int(np.prod(feats[0].shape[:3]))
     del feats
 
-    f_val = features_of(extractor, val_good, size, settings["batch_size"], echo, "val/good")
-    val_p, val_g = head_scores(f_val, bank, gauss)
-    good_p = np.concatenate([oof_p, val_p])
-    good_g = np.concatenate([oof_g, val_g]) if gauss is not None else None
+    good_p, good_g = oof_p, oof_g
     params, cal = scorer_params(bank, good_p, settings["max_false_reject"], settings["span"], settings["gain"],
                                 good_g, gauss, settings["evidence"])
-    cal.update(folds=settings["folds"], n_out_of_fold=int(len(oof_p)), n_val_good=len(val_good))
+    cal.update(folds=settings["folds"], n_out_of_fold=int(len(oof_p)))
     ci = cal["expected_false_reject_ci95"]
     echo(f"threshold for a false-reject target of {settings['max_false_reject']:.3g} from {len(good_p)} "
-         f"out-of-sample good scores ({len(oof_p)} out-of-fold + {len(val_good)} val): expected false-reject "
+         f"out-of-fold good scores ({settings['folds']} folds): expected false-reject "
          f"rate {cal['expected_false_reject']:.3f} [95% CI {ci[0]:.3f}-{ci[1]:.3f}]; evidence {cal['evidence']}")
-    if "mu" in params:
-        from trainer.anomaly.gaussian import to_device
-        from trainer.anomaly.model import set_global_scale
-
-        params["mu"], params["w"] = to_device((params["mu"], params["w"]), device_scale)
-        set_global_scale(extractor, device_scale[: len(device_scale) // 2])
     model = build_scorer(extractor, params)
     fit_seconds = time.time() - t_start
     echo(f"fitted in {fit_seconds:.1f}s: bank {bank.shape[0]} x {dim} from {n_patches} patches, map {grid[0]}x{grid[1]}")
@@ -214,7 +198,7 @@ def train_anomaly(cfg, echo=None) -> Path:
     if settings["save_maps"]:
         write_maps(model, files["test"], size, run_dir / "maps", settings["max_maps"], echo)
     policy = (f"good-only: false-reject target {settings['max_false_reject']:.3g} on {len(good_p)} "
-              f"out-of-sample good scores ({settings['folds']}-fold + val), evidence {cal['evidence']}")
+              f"out-of-fold good scores ({settings['folds']} folds), evidence {cal['evidence']}")
     from trainer.run_folder import write_run_files
 
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="anomaly", labels=LABELS, input_size=size,
@@ -266,10 +250,10 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
         out[f"{split}_labels"] = y.tolist()
         out[f"{split}_types"] = [f["type"] for f in files[split]]
         if split == "val" and len(np.unique(y)) == 1:
-            # A good-only val split: its only question is the false-alarm rate (the single-class
-            # warning binary_report gives would be about the data, not the model).
-            echo(f"val: {len(y)} held-out good images set the threshold; {int((scores >= 0.5).sum())} "
-                 f"of them score >= 0.5 (false-alarm rate {float(np.mean(scores >= 0.5)):.3f})")
+            # A good-only val split was fitted on (the threshold comes from out-of-fold scores), so its
+            # in-sample false-alarm rate is only a sanity check (the single-class warning binary_report
+            # gives would be about the data, not the model).
+            echo(f"val: {len(y)} good images (fitted on, in-sample): {int((scores >= 0.5).sum())} score >= 0.5")
             continue
         echo(format_report(rep, f"{split} ({'held out' if split == 'test' else 'val'}):"))
         if split == "val" and len(np.unique(y)) == 2:

@@ -17,37 +17,31 @@ from __future__ import annotations
 import numpy as np
 
 
-def fit_gaussian(x, device_scale=None, groups=2):
+def fit_gaussian(x, groups=2):
     """(mu (D,), W (D, D)) with ``||W (x - mu)||^2`` the shrunk Mahalanobis distance; x (N, D).
 
-    ``device_scale`` (D,): the device computes on ``x * device_scale`` in ``groups`` equal blocks, each one
-    int8 tensor (mean, mean of squares). Each block's rounding noise (step^2 / 12, step = its range / 255)
-    is added to the covariance, so no direction is trusted more finely than int8 can carry it. The fit
-    itself stays in x's units: Ledoit-Wolf shrinks towards a scaled identity, and in unit-scaled units that
-    over-trusts quiet channels (castings AUROC 0.986 -> 0.942).
+    ``groups``: x is that many equal blocks (mean, mean of squares), each one int8 tensor on the device.
+    The rounding noise of a block quantized as one tensor (step^2 / 12, step = its range / 255) is added
+    to the covariance, so no direction is trusted more finely than int8 can carry it. Measured on
+    castings: int8-vs-float Spearman 0.991 -> 0.993 for AUROC -0.001. Fitting in unit-RMS-scaled units
+    instead over-trusts quiet channels (Ledoit-Wolf shrinks towards a scaled identity: 0.986 -> 0.942),
+    and scaling channels to unit RMS on the device coarsens int8 (the sparsest channel's peaks set the
+    one range: int8 evidence error 0.13 -> 1.1 logits).
     """
     from sklearn.covariance import LedoitWolf
 
     x = np.asarray(x, np.float64)
     if len(x) < 2:
         raise ValueError("the Gaussian needs at least 2 good images")
-    scale = np.ones(x.shape[1]) if device_scale is None else np.asarray(device_scale, np.float64)
     mu = x.mean(0)
     cov = LedoitWolf().fit(x - mu).covariance_
     for block in np.array_split(np.arange(x.shape[1]), groups):
-        step = max(float(np.abs(x[:, block] * scale[block]).max()), 1e-12) / 255.0
-        cov[block, block] += step ** 2 / 12.0 / scale[block] ** 2  # the diagonal of the block
+        step = max(float(np.abs(x[:, block]).max()), 1e-12) / 255.0
+        cov[block, block] += step ** 2 / 12.0  # the block's diagonal
     lam, u = np.linalg.eigh(cov)
     lam = np.maximum(lam, 1e-12 * max(lam.max(), 1e-12))
     w = (u / np.sqrt(lam)).T
     return mu.astype(np.float32), w.astype(np.float32)
-
-
-def to_device(gauss, device_scale):
-    """The same Gaussian for features multiplied by ``device_scale``: identical distances."""
-    mu, w = gauss
-    scale = np.asarray(device_scale, np.float64)
-    return (mu * scale).astype(np.float32), (w / scale[None, :]).astype(np.float32)
 
 
 def mahalanobis(x, mu, w):

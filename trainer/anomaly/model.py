@@ -6,7 +6,7 @@ Graph (converts to TFLite float32 and full-integer int8; every op is on the Edge
       patch path:  L2 per tap -> deeper tap x2 (nearest + [1 2 1] smoothing = bilinear) -> concat
                    -> 3x3 average -> L2 -> bank as a 1x1 CONV_2D (RELU6) -> min over channels
                    -> 1x1 conv -> sigmoid -> "map";  max -> patch evidence (image level)
-      global path: per-channel unit scale -> pooled mean and mean of squares -> whitening (1x1 conv)
+      global path: pooled mean and mean of squares of ``global_tap`` -> whitening (1x1 conv)
                    -> squares -> sum (1x1 conv) -> Mahalanobis evidence
       score = sigmoid(max(patch evidence, global evidence))   (each normalised by out-of-fold good scores)
 
@@ -32,9 +32,9 @@ Z_ANCHOR = 5.0    # whitened components keep [-10, 10] (good images sit within a
 
 
 def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
-                            tap_norm=True, global_tap=None):
-    """Raw pixels (None, H, W, 3) -> [unit patch features (None, h, w, D)] (+ [mean, mean of squares]
-    (None, 1, 1, C) each of ``global_tap`` when given)."""
+                            tap_norm=True, global_tap=None, moments=1):
+    """Raw pixels (None, H, W, 3) -> [unit patch features (None, h, w, D)] (+ the pooled mean (and, with
+    ``moments=2``, mean of squares) (None, 1, 1, C) of ``global_tap`` when given)."""
     keras = import_keras()
     from edge.preprocess import OFFSET, SCALE, as_hw
     from trainer.backbone import build_backbone
@@ -79,21 +79,11 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     x = L.L2Normalize(name="unit_features")(x)
     outputs = [x]
     if g is not None:
-        # Per-channel scale to unit RMS (set by ``set_global_scale`` once good images are seen): the
-        # pooled statistics then share one int8 range without a loud channel coarsening the rest.
-        unit = keras.layers.DepthwiseConv2D(1, use_bias=False, trainable=False, name="global_scale")
-        g = unit(g)
-        unit.set_weights([np.ones((1, 1, g.shape[-1], 1), np.float32)])
-        sq = keras.layers.Multiply(name="global_square")([g, g])
-        outputs += [keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_mean")(g),
-                    keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_meansq")(sq)]
+        outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_mean")(g))
+        if moments >= 2:
+            sq = keras.layers.Multiply(name="global_square")([g, g])
+            outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_meansq")(sq))
     return keras.Model(inp, outputs, name="patch_features")
-
-
-def set_global_scale(extractor, scale):
-    """Set the global path's per-channel scale (C,) in place."""
-    layer = extractor.get_layer("global_scale")
-    layer.set_weights([np.asarray(scale, np.float32).reshape(1, 1, -1, 1)])
 
 
 def _upsample(keras, f, factor, name):
@@ -139,8 +129,8 @@ def build_scorer(extractor, params, name="anomaly_scorer"):
     evidence = []
     if "patch" in params:
         evidence.append(_anchored(keras, L.ImageMax(name="patch_max")(near), params["patch"], "patch_evidence"))
-    if len(outs) == 3 and "global" in params:
-        evidence.append(_global_evidence(keras, outs[1], outs[2], params))
+    if len(outs) > 1 and "global" in params:
+        evidence.append(_global_evidence(keras, outs[1:], params))
     # The stronger evidence decides: a casting's texture shows in the global statistics, a bottle's
     # chip in one patch; a sum let the weak one dilute the strong one (castings recall 0.53 -> 0.9).
     e = keras.layers.Maximum(name="evidence")(evidence) if len(evidence) > 1 else evidence[0]
@@ -157,22 +147,22 @@ def _anchored(keras, x, ab, name):
     return out
 
 
-def _global_evidence(keras, mean, meansq, params):
-    """Whitened pooled statistics -> (B, 3) anchored half-logit of the squared Mahalanobis distance."""
+def _global_evidence(keras, stats, params):
+    """Whitened pooled statistics -> (B, 3) anchored logit of the squared Mahalanobis distance."""
     mu, w = np.asarray(params["mu"], np.float32), np.asarray(params["w"], np.float32)
-    c = mean.shape[-1]
+    c = stats[0].shape[-1]
     dz = w.shape[0]
     anchors = np.array([Z_ANCHOR, -Z_ANCHOR], np.float32)
-    # z = W1 (mean - mu1) + W2 (meansq - mu2); 1x1 convs quantize per output channel, so the
-    # whitening rows (scales 1/sqrt(lambda) over orders of magnitude) each keep their own scale.
+    # z = sum_i W_i (stat_i - mu_i); 1x1 convs quantize per output channel, so the whitening rows
+    # (scales 1/sqrt(lambda) over orders of magnitude) each keep their own scale.
     parts = []
-    for i, (src, sl) in enumerate(((mean, slice(0, c)), (meansq, slice(c, 2 * c)))):
+    for i, src in enumerate(stats):
         conv = keras.layers.Conv2D(dz + 2, 1, name=f"whiten_{i}")
         parts.append(conv(src))
-        kern = np.concatenate([w[:, sl].T, np.zeros((c, 2), np.float32)], axis=1)[None, None]
+        kern = np.concatenate([w[:, i * c:(i + 1) * c].T, np.zeros((c, 2), np.float32)], axis=1)[None, None]
         bias = np.concatenate([-(w @ mu) if i == 0 else np.zeros(dz, np.float32), anchors])
         conv.set_weights([kern.astype(np.float32), bias.astype(np.float32)])
-    z = keras.layers.Add(name="whitened")(parts)
+    z = keras.layers.Add(name="whitened")(parts) if len(parts) > 1 else parts[0]
     sq = keras.layers.Multiply(name="whitened_square")([z, z])
     a, b = (float(v) for v in params["global"])
     total = keras.layers.Conv2D(3, 1, name="global_sum")
@@ -198,9 +188,10 @@ def scorer_params(model):
         k, b = model.get_layer("patch_evidence").get_weights()
         params["patch"] = (float(k[0, 0]), float(b[0]))
     if "global_sum" in names:
-        (k0, b0), (k1, _) = (model.get_layer(f"whiten_{i}").get_weights() for i in (0, 1))
-        dz = k0.shape[-1] - 2
-        w = np.concatenate([k0[0, 0, :, :dz].T, k1[0, 0, :, :dz].T], axis=1)
+        convs = [model.get_layer(f"whiten_{i}").get_weights() for i in range(2) if f"whiten_{i}" in names]
+        b0 = convs[0][1]
+        dz = b0.shape[-1] - 2
+        w = np.concatenate([k[0, 0, :, :dz].T for k, _ in convs], axis=1)
         params["w"] = w
         params["mu"] = np.linalg.lstsq(w, -b0[:dz], rcond=None)[0].astype(np.float32)
         k, b = model.get_layer("global_sum").get_weights()

@@ -25,8 +25,8 @@ def raw_scores(features, bank):
 
 
 def global_stats(feats):
-    """[patch, mean, meansq] feature list -> (N, 2C) pooled statistics (None without a global path)."""
-    return np.concatenate([feats[1], feats[2]], axis=1) if len(feats) == 3 else None
+    """[patch, mean(, meansq)] feature list -> (N, moments * C) pooled statistics (None without a global path)."""
+    return np.concatenate(list(feats[1:]), axis=1) if len(feats) > 1 else None
 
 
 def sigmoid(x):

@@ -10,6 +10,8 @@ Keys (all optional)::
     proj_dim     128    random-projection width used while choosing the coreset
     global_tap   "block_6_expand_relu"  layer whose pooled statistics feed the image-level Gaussian
                  (Mahalanobis) evidence; "" turns it off (patch evidence only)
+    global_moments 1    pooled moments of global_tap: 1 = per-channel mean, 2 = + mean of squares (int8
+                        squares of small activations round to 0: castings' int8 evidence error doubled)
     evidence     "patch+global"  what decides the image: "patch+global" (the stronger of the two),
                  "patch" (nearest-patch distance only) or "global" (the Gaussian only; needs global_tap)
     max_false_reject 0.01  share of good parts the user accepts rejecting; the threshold is the
@@ -34,6 +36,7 @@ DEFAULTS = {
     "bank_size": 2048,
     "proj_dim": 128,
     "global_tap": "block_6_expand_relu",
+    "global_moments": 1,
     "evidence": "patch+global",
     "max_false_reject": 0.01,
     "folds": 5,
@@ -62,12 +65,14 @@ def anomaly_settings(raw) -> dict:
         bad("taps", "must be a list of MobileNetV2 layer names")
     if not isinstance(s["global_tap"], str):
         bad("global_tap", "must be a MobileNetV2 layer name or \"\" (off)")
+    if s["global_moments"] > 2:
+        bad("global_moments", "must be 1 (mean) or 2 (mean and mean of squares)")
     if s["evidence"] not in EVIDENCE:
         bad("evidence", f"must be one of {', '.join(EVIDENCE)}")
     if "global" in s["evidence"] and not s["global_tap"]:
         bad("evidence", "needs anomaly.global_tap (a MobileNetV2 layer) for the global evidence")
     for key, lo in (("pool", 1), ("bank_size", 1), ("proj_dim", 0), ("batch_size", 1), ("max_maps", 0),
-                    ("folds", 2)):
+                    ("folds", 2), ("global_moments", 1)):
         try:
             s[key] = int(s[key])
         except (TypeError, ValueError):
