@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from benchmarks.bench import VARIANTS
+from export.variants import BENCHED
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -11,7 +11,7 @@ from benchmarks.bench import VARIANTS
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default RUN_DIR/bench).")
 @click.option("--variants", default=None,
-              help=f"Comma-separated subset of {','.join(VARIANTS)} (default: all that exist).")
+              help=f"Comma-separated subset of {','.join(BENCHED)} (default: all that exist).")
 @click.option("--repeats", default=50, show_default=True, help="Timed calls per variant (after warm-up).")
 @click.option("--warmup", default=5, show_default=True, help="Untimed warm-up calls per variant.")
 @click.option("--keras-repeats", default=None, type=int, help="Timed model.predict calls (default repeats/3, >= 10).")
@@ -35,7 +35,8 @@ def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n
     references, cold start, peak RSS, size. Writes bench.json, bench.csv, PNGs and a
     self-contained report.html to RUN_DIR/bench/.
     """
-    from benchmarks.bench import format_table, run_bench
+    from benchmarks.bench import run_bench
+    from benchmarks.tables import format_table
 
     chosen = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
     result = run_bench(run_dir, out_dir=out_dir, variants=chosen, repeats=repeats, warmup=warmup, n_boot=n_boot,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.atomic import atomic_write_bytes, atomic_write_text
+from trainer.data.run_contract import GOOD
 
 # Warnings that make the numbers below them misleading: shown red, not amber.
 SEVERE = ("SINGLE-CLASS", "no better than", "REGRESSION", "no defective image", "no good image")
@@ -115,7 +116,7 @@ def plot_confusions(result, path):
 
 def plot_per_type(result, path):
     plt = _plt()
-    types = [t for t in result["test"]["types"] if t != "good"]
+    types = [t for t in result["test"]["types"] if t != GOOD]
     variants = list(result["variants"].items())
     if not types or not variants:
         return None
@@ -135,10 +136,10 @@ def plot_per_type(result, path):
 
 def showcase_variant(result):
     """The variant whose predictions the sample grid shows: the one a device would run."""
-    for v in ("int8", "edgetpu", "dynamic", "fp16", "fp32", "keras"):
-        if v in result["variants"]:
-            return v
-    return None
+    from export.variants import VARIANT
+
+    present = [v for v in result["variants"] if v in VARIANT]
+    return min(present, key=lambda v: VARIANT[v].device_rank) if present else None
 
 
 def plot_samples(result, path, ts, raw, n=16):
@@ -247,7 +248,7 @@ code{background:#f5f5f5;padding:1px 4px}
 
 
 def _headline_table(result):
-    from benchmarks.bench import COLUMNS, table_rows
+    from benchmarks.tables import COLUMNS, table_rows
 
     head = "".join(f"<th>{_esc(c)}</th>" for c in COLUMNS)
     body = []
@@ -279,11 +280,11 @@ def _detail_table(result):
 def _per_type_table(result):
     types = list(result["test"]["types"])
     out = ["<table><tr><th>Format</th>" + "".join(
-        f"<th>{_esc(t)} (n={result['test']['types'][t]})<br>{'pass rate' if t == 'good' else 'recall'}</th>"
+        f"<th>{_esc(t)} (n={result['test']['types'][t]})<br>{'false alarms' if t == GOOD else 'recall'}</th>"
         for t in types) + "<th>type accuracy</th></tr>"]
     for v, row in result["variants"].items():
         pt = row["accuracy"]["per_type"]
-        cells = [_num(pt.get(t, {}).get("pass_rate" if t == "good" else "recall")) for t in types]
+        cells = [_num(pt.get(t, {}).get("false_alarm_rate" if t == GOOD else "recall")) for t in types]
         out.append(f"<tr><td>{_esc(row['title'])}</td>" + "".join(f"<td>{c}</td>" for c in cells)
                    + f"<td>{_num(row['accuracy'].get('type_accuracy'))}</td></tr>")
     out.append("</table>")

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataError
-
-GOOD = "good"
+from trainer.data.run_contract import GOOD
 
 
 # ------------------------------------------------------------------ pure helpers (unit-tested)
@@ -63,16 +62,6 @@ def check_split(split_files, manifest_name="manifest"):
             "use --protocol supervised --defects-per-type N, or --mode anomaly for good-only training")
     if not split_files["val"]:
         raise DataError(f"{manifest_name}: the val split is empty; the threshold needs it (raise val_fraction)")
-
-
-def per_type_recall(files, scores, threshold):
-    """Fraction caught per defect type (and false-alarm rate on 'good') at ``threshold``."""
-    out = {}
-    for t in sorted({f["type"] for f in files}):
-        idx = [i for i, f in enumerate(files) if f["type"] == t]
-        hit = float(np.mean(np.asarray(scores)[idx] >= threshold))
-        out[t] = {"n": len(idx), ("false_alarm_rate" if t == GOOD else "recall"): hit}
-    return out
 
 
 DECISION = 0.5  # the saved classifier's threshold: the trained one is folded into the defect head's bias
@@ -170,13 +159,13 @@ def split_warnings(val_rep, test_rep, thr_info):
 
 # ------------------------------------------------------------------ data
 def resolve_manifest(cfg, echo):
-    from trainer.split import split_for_config
+    from trainer.data.split import split_for_config
 
     return split_for_config(cfg, echo)
 
 
 def load_split(files, root, size, echo, name):
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
 
     t = time.time()
     x = load_batch([Path(root) / f["path"] for f in files], size)
@@ -289,7 +278,7 @@ def train_classifier(cfg, echo=None) -> Path:
     t_start = time.time()
     timing = {}
     manifest, root, manifest_src = resolve_manifest(cfg, echo)
-    from trainer.split import split_items
+    from trainer.data.run_contract import split_items
 
     files = {s: split_items(manifest, s, root) for s in ("train", "val", "test")}
     check_split(files, manifest_src)
@@ -376,7 +365,7 @@ def train_classifier(cfg, echo=None) -> Path:
 
     # ---- outputs
     from edge.atomic import new_run_dir
-    from trainer.run_folder import write_run_files
+    from trainer.data.run_contract import write_run_files
 
     run_dir = new_run_dir(cfg.project, cfg.name)
     save_model(model, run_dir / "model.keras")
@@ -518,7 +507,7 @@ def evaluate(cfg, files, labels, y_def, y_type, scores, types_pred, echo, thr_in
     """Reports of the saved model, whose scores are already shifted so that the decision is at 0.5."""
     import click
 
-    from trainer.metrics import binary_report, format_report
+    from trainer.metrics import binary_report, format_report, per_type_recall
 
     thr = DECISION
     where = ""
@@ -544,7 +533,7 @@ def evaluate(cfg, files, labels, y_def, y_type, scores, types_pred, echo, thr_in
             lo, hi = test_rep["auroc_ci95"]
             blo, bhi = test_rep["balanced_accuracy_ci95"]
             echo(f"  95% bootstrap CI: AUROC [{lo:.3f}, {hi:.3f}], balanced acc [{blo:.3f}, {bhi:.3f}]")
-        per_type = per_type_recall(files["test"], scores["test"], thr)
+        per_type = per_type_recall([f["type"] for f in files["test"]], scores["test"], thr)
         echo("  per type: " + ", ".join(
             f"{t} {'false alarms' if t == GOOD else 'recall'} {v.get('recall', v.get('false_alarm_rate')):.2f} (n={v['n']})"
             for t, v in per_type.items()))

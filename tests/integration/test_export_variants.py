@@ -72,11 +72,11 @@ def test_variants_dtypes_and_metadata(task, request):
 
 def test_exports_carry_their_weights(tiny_classifier_exports, export_classifier_run):
     """A weightless export (Keras 3 + from_concrete_functions) would be tiny and answer like a fresh model."""
-    from export.convert import load_run_model
+    from trainer.layers import load_model
     from trainer.tfutil import import_keras
 
     keras = import_keras()
-    model = load_run_model(export_classifier_run)
+    model = load_model(export_classifier_run / "model.keras")
     n = model.count_params()
     sizes = {v: tiny_classifier_exports[v].stat().st_size for v in ("fp32", "fp16", "dynamic", "int8")}
     assert sizes["fp32"] >= 2.5 * n and sizes["fp16"] >= 1.2 * n and sizes["int8"] >= 0.5 * n

@@ -13,12 +13,11 @@ CHEAP = dict(epochs=4, fine_tune_epochs=0, aug_copies=0)
 
 
 def _val_scores(run_dir):
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
     from trainer.layers import load_model
-    from trainer.split import split_items
+    from trainer.data.run_contract import run_split
 
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    files = split_items(manifest, "val")
+    files = run_split(run_dir, "val")
     x = load_batch([f["abspath"] for f in files], 96).astype(np.float32)
     s = load_model(run_dir / "model.keras").predict(x, verbose=0)["defect"][:, 0]
     return np.array([f["label"] for f in files]), s
@@ -60,7 +59,7 @@ def test_single_class_model_and_val_without_defects_warn_loudly(tiny_manifest_su
 
     Training still finishes and writes the run, but says so on screen and in metrics.json.
     """
-    from trainer.split import load_manifest, manifest_hash, save_manifest
+    from trainer.data.run_contract import load_manifest, manifest_hash, save_manifest
     from trainer.train import train_classifier
 
     root, manifest = tiny_manifest_supervised

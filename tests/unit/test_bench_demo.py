@@ -7,7 +7,7 @@ from benchmarks import demo
 
 
 def test_splits_follow_the_report_protocols(tiny_data, tmp_path):
-    from trainer.split import load_manifest
+    from trainer.data.run_contract import load_manifest
 
     paths = demo._splits(tiny_data, tmp_path, lambda *_: None)
     sup = load_manifest(paths["supervised"])

@@ -5,7 +5,9 @@ import re
 
 import numpy as np
 
-from benchmarks.bench import compare, format_table, slim, write_outputs
+from benchmarks.bench import write_outputs
+from benchmarks.compare import compare, slim
+from benchmarks.tables import format_table
 from tests.fixtures.bench import fake_bench_result
 
 

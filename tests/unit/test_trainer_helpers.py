@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from edge.errors import DataError
 from trainer.config import ConfigError, TrainConfig, load_config
-from trainer.train import check_split, class_weights, decide_threshold, head_labels, per_type_recall, sample_weights
+from trainer.metrics import per_type_recall
+from trainer.train import check_split, class_weights, decide_threshold, head_labels, sample_weights
 
 
 def test_class_weights_balance_the_classes():
@@ -101,7 +102,7 @@ def test_gap_placement_in_logit_space_survives_saturated_scores():
 
 def test_per_type_recall():
     files = [_f(0, "test"), _f(0, "test"), _f(1, "test", "crack"), _f(1, "test", "cut"), _f(1, "test", "cut")]
-    r = per_type_recall(files, [0.1, 0.9, 0.8, 0.2, 0.7], 0.5)
+    r = per_type_recall([f["type"] for f in files], [0.1, 0.9, 0.8, 0.2, 0.7], 0.5)
     assert r == {"crack": {"n": 1, "recall": 1.0}, "cut": {"n": 2, "recall": 0.5},
                  "good": {"n": 2, "false_alarm_rate": 0.5}}
 

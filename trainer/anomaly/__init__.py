@@ -4,7 +4,7 @@ Importing this package registers the custom Keras layers (``trainer.anomaly.laye
 do it before ``keras.models.load_model`` on an anomaly run's ``model.keras``.
 """
 from trainer.anomaly import layers  # noqa: F401  (registers the serialisable layers)
-from trainer.anomaly.model import build_feature_extractor, build_scorer, rebuild_batch1, scorer_parts  # noqa: F401
+from trainer.anomaly.model import build_feature_extractor, build_scorer, scorer_parts  # noqa: F401
 
 
 def train_anomaly(cfg, echo=None):

@@ -85,13 +85,6 @@ def scorer_parts(model):
     return extractor, bank_layer.bank(), bank_layer.threshold, bank_layer.scale
 
 
-def rebuild_batch1(model):
-    """The same weights behind an input with batch size 1 (TFLite converters want static shapes)."""
-    keras = import_keras()
-    inp = keras.Input(model.input.shape[1:], batch_size=1, dtype="float32", name="image")
-    return keras.Model(inp, model(inp), name=model.name + "_b1")
-
-
 def extract_features(extractor, images, batch_size=16, progress=None):
     """uint8 (N, H, W, 3) -> float32 (N, h, w, D), in batches with progress callbacks."""
     out = []

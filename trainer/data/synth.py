@@ -575,7 +575,7 @@ def generate(out, kind="hazelnut", size=256, n_train=391, n_test_good=40, n_per_
     atomic_write_json(out / "synth.json", {
         "kind": kind, "size": int(size), "seed": int(seed), "n_train": int(n_train), "n_test_good": int(n_test_good),
         "n_per_defect": int(n_per_defect), "defects": DEFECTS[kind], "subtle_fraction": SUBTLE_FRACTION,
-        "generator": "trainer.synth",
+        "generator": "trainer.data.synth",
     })
     return out
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from edge.errors import DataError, ImageError
 from edge.imageio import IMAGE_EXTENSIONS, is_image_path, load_image, open_image
+from trainer.data.run_contract import GOOD
 
-GOOD = "good"
 SUBSETS = ("train", "test")
 LAYOUT_HINT = "expected MVTec AD layout: ROOT/train/good/*.png and ROOT/test/<good|defect type>/*.png"
 
