@@ -13,5 +13,7 @@ def train_anomaly(cfg, echo=None):
     ``echo``: where progress lines go (default ``click.echo``).
     """
     from trainer.anomaly.fit import train_anomaly as _train
+    from trainer.anomaly.settings import anomaly_settings
 
+    cfg.anomaly = anomaly_settings(cfg.anomaly)  # config.json pins every setting, not only the ones given
     return _train(cfg, echo=echo)
