@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BenchError, echo
+from benchmarks.common import BenchError
 from edge.atomic import atomic_write_json, atomic_write_text, utc_stamp
+from edge.progress import as_progress
 from benchmarks.compare import compare, load_reference
 from benchmarks.runners import bench_keras, bench_tflite, edge_model
 from benchmarks.testset import load_test_set
@@ -108,6 +109,7 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot
               progress=True, threads=None, cold=True, keras_repeats=None, limit=None, compare_to=None,
               write=True) -> dict:
     """Benchmark every variant of ``run_dir``; writes RUN/bench/ (or out_dir) and returns the result dict."""
+    say = as_progress(progress)
     run_dir = Path(run_dir)
     info = read_run(run_dir, need_model=False)
     task = info["task"]
@@ -120,24 +122,24 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot
     t_start = time.perf_counter()
     ts = load_test_set(run_dir, info["input_size"], limit=limit)
     n_def = int(ts.labels.sum())
-    echo(progress, f"bench {run_dir}: {task}, {len(ts.paths)} test images ({n_def} defective), threshold "
-                    f"{threshold:.4g}, {threads} threads, warm-up {warmup}, repeats {repeats}")
+    say(f"bench {run_dir}: {task}, {len(ts.paths)} test images ({n_def} defective), threshold "
+        f"{threshold:.4g}, {threads} threads, warm-up {warmup}, repeats {repeats}")
     raw = {}
     rows = {}
     for i, (v, path) in enumerate(found, 1):
         t0 = time.perf_counter()
-        echo(progress, f"[{i}/{len(found)}] {title(v)} ({Path(path).name})")
+        say(f"[{i}/{len(found)}] {title(v)} ({Path(path).name})")
         if v == "keras":
-            r = bench_keras(run_dir, info, ts, warmup, keras_repeats or max(10, repeats // 3), progress)
+            r = bench_keras(run_dir, info, ts, warmup, keras_repeats or max(10, repeats // 3), say)
             thr = threshold
         else:
             model = edge_model(path, threads)
             if VARIANT[v].source == "compile" and not model.on_edgetpu:
                 skipped[v] = "no Edge TPU on this machine (libedgetpu delegate or device missing); " + \
                     "; ".join(model.notes)[:200]
-                echo(progress, f"    skipped: {skipped[v]}")
+                say(f"    skipped: {skipped[v]}")
                 continue
-            r = bench_tflite(path, ts, threads, warmup, repeats, progress, model=model)
+            r = bench_tflite(path, ts, threads, warmup, repeats, say, model=model)
             thr = r["threshold"]
         raw[v] = r
         row = {"variant": v, "title": title(v), "file": str(path), "size_mb": Path(path).stat().st_size / 1e6,
@@ -150,18 +152,18 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot
             if abs(thr - threshold) > 1e-6:
                 row["threshold_note"] = f"model metadata threshold {thr:.4g} differs from run.json {threshold:.4g}"
             if litert_benchmark and VARIANT[v].source != "compile":
-                echo(progress, f"    litert-benchmark --num_threads {threads}")
+                say(f"    litert-benchmark --num_threads {threads}")
                 row["litert_benchmark"] = litert_benchmark_ms(path, threads, warmup, repeats)
         if cold:
-            echo(progress, "    cold start (load + first result) in a fresh process")
+            say("    cold start (load + first result) in a fresh process")
             if v == "keras":
                 row["cold"] = cold_start("keras", run_dir=run_dir, image=ts.paths[0], size=ts.size)
             else:
                 row["cold"] = cold_start("tflite", path=path, image=ts.paths[0], size=ts.size, threads=threads)
         rows[v] = row
         lat = row["latency"]
-        echo(progress, f"    p50 {lat.get('p50', float('nan')):.2f} ms, p95 {lat.get('p95', float('nan')):.2f} ms "
-                        f"({time.perf_counter() - t0:.1f}s)")
+        say(f"    p50 {lat.get('p50', float('nan')):.2f} ms, p95 {lat.get('p95', float('nan')):.2f} ms "
+            f"({time.perf_counter() - t0:.1f}s)")
     if not rows:
         raise BenchError(f"{run_dir}: no variant could be benchmarked ({'; '.join(skipped.values())})")
     # Accuracy last, so agreement can refer to the float model whatever order variants ran in.
@@ -207,12 +209,13 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot
         result["comparison"]["reference_file"] = str(compare_to)
     if write:
         out = Path(out_dir) if out_dir else run_dir / "bench"
-        result["outputs"] = write_outputs(result, out, ts=ts, raw=raw, progress=progress)
+        result["outputs"] = write_outputs(result, out, ts=ts, raw=raw, progress=say)
     return result
 
 
 def write_outputs(result, out_dir, ts=None, raw=None, progress=True) -> dict:
     """bench.json, bench.csv, table.txt, the PNGs and report.html into out_dir."""
+    say = as_progress(progress)
     from benchmarks import report
     from benchmarks.tables import format_table, write_csv
 
@@ -226,5 +229,5 @@ def write_outputs(result, out_dir, ts=None, raw=None, progress=True) -> dict:
     atomic_write_json(out / "bench.json", result)
     write_csv(result, out / "bench.csv")
     atomic_write_text(out / "table.txt", format_table(result) + "\n")
-    echo(progress, f"wrote {out}/: bench.json, bench.csv, {len(pngs)} PNGs, report.html")
+    say(f"wrote {out}/: bench.json, bench.csv, {len(pngs)} PNGs, report.html")
     return files

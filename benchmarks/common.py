@@ -1,4 +1,4 @@
-"""What every bench module shares: its error type and where progress lines go."""
+"""The bench modules' shared error type (progress goes through edge.progress like every stage's)."""
 from __future__ import annotations
 
 from edge.errors import EdgeInspectError
@@ -7,13 +7,3 @@ from edge.errors import EdgeInspectError
 class BenchError(EdgeInspectError):
     pass
 
-
-def echo(progress, msg):
-    """A progress line when ``progress`` is on (plain print where click is missing, e.g. a soak child)."""
-    if progress:
-        try:
-            import click
-
-            click.echo(msg)
-        except ImportError:  # pragma: no cover
-            print(msg, flush=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import echo
 from benchmarks.timing import latency_stats, timed
+from edge.progress import as_progress
 
 
 def split_outputs(out, task):
@@ -18,6 +18,7 @@ def split_outputs(out, task):
 
 
 def bench_keras(run_dir, info, ts, warmup, repeats, progress=True):
+    say = as_progress(progress)
     task = info.get("task", "classifier")
     labels = list(info.get("labels") or [])
     from trainer.layers import load_model
@@ -35,7 +36,7 @@ def bench_keras(run_dir, info, ts, warmup, repeats, progress=True):
     if types is not None and types.ndim == 2 and labels and types.shape[1] == len(labels) and len(labels) > 1:
         pred_types = [labels[1 + int(np.argmax(row[1:]))] for row in types]
     singles = [x[None] for x in batch]
-    echo(progress, f"    keras: model.predict on one image x{repeats} (after {warmup} warm-up)")
+    say(f"    keras: model.predict on one image x{repeats} (after {warmup} warm-up)")
     ms = timed(lambda x: model.predict(x, verbose=0), singles, warmup, repeats)
     return {
         "scores": scores, "maps": maps, "pred_types": pred_types,
@@ -60,6 +61,7 @@ def edge_model(path, threads):
 def bench_tflite(path, ts, threads, warmup, repeats, progress=True, model=None):
     """edgeinspect's own path (EdgeModel.predict_array) on every test image, then warm latency and the
     bare ``invoke()`` of the same interpreter (same threads), so the table shows the wrapper's overhead."""
+    say = as_progress(progress)
     t0 = time.perf_counter()
     model = model or edge_model(path, threads)
     load_s = time.perf_counter() - t0
@@ -70,7 +72,7 @@ def bench_tflite(path, ts, threads, warmup, repeats, progress=True, model=None):
         maps = np.stack([np.asarray(p.anomaly_map, dtype=np.float32) for p in preds])
     pred_types = [p.defect_type for p in preds] if model.task == "classifier" else None
     ms = timed(model.predict_array, ts.images, warmup, repeats)
-    echo(progress, f"    bare interpreter invoke() x{repeats}")
+    say(f"    bare interpreter invoke() x{repeats}")
     x = model.prepare(ts.images[0])
     inv = timed(lambda _: model.invoke_raw(x), [None], warmup, repeats)
     return {

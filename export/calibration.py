@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from edge.errors import ImageError
+from edge.progress import as_progress
 from export.errors import ExportError
 from trainer.data.dataset import load_batch
 
@@ -67,8 +68,17 @@ def load_images(paths, size, skip_bad=False, progress=None, what="images", chunk
     from edge.preprocess import as_hw
 
     h, w = as_hw(size)
+    progress = as_progress(progress)
     out, kept, skipped = [], [], []
     paths = [os.fspath(p) for p in paths]
+    with progress.bar(len(paths), f"{what} loaded") as step:
+        _load_chunks(paths, (h, w), skip_bad, progress, what, chunk, out, kept, skipped, step)
+    arr = np.concatenate(out) if out else np.zeros((0, h, w, 3), np.uint8)
+    return arr, kept, skipped
+
+
+def _load_chunks(paths, hw, skip_bad, progress, what, chunk, out, kept, skipped, step):
+    h, w = hw
     for start in range(0, len(paths), chunk):
         part = paths[start : start + chunk]
         try:
@@ -85,12 +95,8 @@ def load_images(paths, size, skip_bad=False, progress=None, what="images", chunk
                     kept.append(p)
                 except ImageError as e:
                     skipped.append(str(e))
-                    if progress:
-                        progress(f"  warning: skipped {e}")
-        if progress:
-            progress(f"  {what}: {min(start + chunk, len(paths))}/{len(paths)} loaded")
-    arr = np.concatenate(out) if out else np.zeros((0, h, w, 3), np.uint8)
-    return arr, kept, skipped
+                    progress(f"  warning: skipped {e}")
+        step(len(part))
 
 
 def calibration_set(train, size, calib_size=DEFAULT_CALIB_SIZE, seed=0, skip_bad=False, progress=None, where="run"):

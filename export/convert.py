@@ -24,6 +24,7 @@ import numpy as np
 
 from edge import __version__
 from edge.atomic import atomic_write_bytes, atomic_write_json, utc_stamp
+from edge.progress import as_progress
 from edge.metadata import with_metadata
 from export import calibration, parity
 from export import variants as V
@@ -33,16 +34,6 @@ from export.quiet import captured_output, tail
 from trainer.data.run_contract import read_run, resolve_root, run_manifest, split_items
 from trainer.layers import load_model
 from trainer.metrics import binary_report
-
-
-def _echo(progress):
-    if callable(progress):
-        return progress
-    if progress:
-        import click
-
-        return lambda msg: click.echo(msg, err=False)
-    return None
 
 
 def batch1_model(model, info=None):
@@ -170,7 +161,7 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
     "auto" compiles when the compiler is on PATH and notes the skip otherwise.
     ``report["status"]`` is "FAILED" when any variant failed parity or compilation.
     """
-    say = _echo(progress)
+    say = as_progress(progress)
     t0 = time.time()
     run_dir = Path(run_dir)
     info = read_run(run_dir)
@@ -193,8 +184,7 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
     manifest = run_manifest(run_dir)
     root = resolve_root(manifest, run_dir / "manifest.json")
 
-    if say:
-        say(f"export {run_dir} ({info['task']}, {h}x{w}, threshold {threshold:.4g}): {', '.join(chosen)}")
+    say(f"export {run_dir} ({info['task']}, {h}x{w}, threshold {threshold:.4g}): {', '.join(chosen)}")
     model = load_model(run_dir / "model.keras")
     n_params = int(model.count_params())
     model1 = batch1_model(model, info)
@@ -223,13 +213,11 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
         report.setdefault("notes", []).append(f"no 'test' split in the manifest; parity measured on '{split}'")
     if tpu_skip:
         report.setdefault("notes", []).append(f"edgetpu skipped: {tpu_skip}")
-        if say:
-            say(f"  note: edgetpu skipped: {tpu_skip}")
+        say(f"  note: edgetpu skipped: {tpu_skip}")
 
     rep_images = None
     if "int8" in chosen:
-        if say:
-            say(f"calibration set: up to {calib_size} training images, stratified by type, seed {seed}")
+        say(f"calibration set: up to {calib_size} training images, stratified by type, seed {seed}")
         rep_images, cinfo = calibration.calibration_set(split_items(manifest, "train", root), (h, w),
                                                         calib_size=calib_size, seed=seed, skip_bad=skip_bad,
                                                         progress=say, where=run_dir)
@@ -239,8 +227,7 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
     converted = {}
     for variant in [v for v in chosen if V.get(v).source == "convert"]:
         t = time.time()
-        if say:
-            say(f"[{variant}] converting...")
+        say(f"[{variant}] converting...")
         data, bias = convert_keras(model1, variant, rep_images, fp32=converted.get("fp32"), progress=say)
         converted[variant] = data  # before metadata: int8's bias correction runs against these fp32 bytes
         if bias is not None:
@@ -261,9 +248,8 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
             stale.unlink()  # an earlier failed attempt must not linger beside the good file
         entry["seconds"] = round(time.time() - t, 2)
         report["variants"][variant] = entry
-        if say:
-            say(f"[{variant}] {entry['file']}: {entry['size_mb']:.2f} MB, agreement {res['agreement']:.4f}, "
-                f"{entry['status']}" + (f" ({'; '.join(res['reasons'])})" if res["reasons"] else ""))
+        say(f"[{variant}] {entry['file']}: {entry['size_mb']:.2f} MB, agreement {res['agreement']:.4f}, "
+            f"{entry['status']}" + (f" ({'; '.join(res['reasons'])})" if res["reasons"] else ""))
 
     if want_tpu:
         _edgetpu(report, info, out_dir, allow_cpu_ops, no_fail, say)
@@ -271,9 +257,8 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
     report["status"] = "FAILED" if any(v["status"] == "FAILED" for v in report["variants"].values()) else "OK"
     report["seconds"] = round(time.time() - t0, 1)
     atomic_write_json(report_path, report)
-    if say:
-        say(parity.format_table(report))
-        say(f"report: {report_path}")
+    say(parity.format_table(report))
+    say(f"report: {report_path}")
     return report
 
 
@@ -298,8 +283,7 @@ def _edgetpu(report, info, out_dir, allow_cpu_ops, no_fail, say):
                                          "error": "int8 variant failed parity; not compiled"}
         return
     src = out_dir / int8["file"]
-    if say:
-        say("[edgetpu] compiling the int8 model...")
+    say("[edgetpu] compiling the int8 model...")
     entry = {"file": V.get("edgetpu").file}
     try:
         data, parsed = tpu.compile_model(src, out_dir / V.get("edgetpu").file, allow_cpu_ops=allow_cpu_ops, progress=say)
@@ -320,6 +304,5 @@ def _edgetpu(report, info, out_dir, allow_cpu_ops, no_fail, say):
                  parity={**int8["parity"], "note": "Edge TPU ops need a TPU to run; the compiler keeps int8 arithmetic, "
                                                    "so these are the int8 variant's numbers"})
     report["variants"]["edgetpu"] = entry
-    if say:
-        say(f"[edgetpu] {entry['file']}: {parsed['ops_on_edgetpu']} ops on the Edge TPU, {parsed['ops_on_cpu']} on the CPU"
-            + (f" ({tpu.cpu_ops_text(parsed)})" if parsed["ops_on_cpu"] else ""))
+    say(f"[edgetpu] {entry['file']}: {parsed['ops_on_edgetpu']} ops on the Edge TPU, {parsed['ops_on_cpu']} on the CPU"
+        + (f" ({tpu.cpu_ops_text(parsed)})" if parsed["ops_on_cpu"] else ""))

@@ -61,15 +61,16 @@ def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_
     from trainer.anomaly.settings import DEFAULTS as ANOMALY_DEFAULTS
     from trainer.config import apply_sets, load_config, no_augment as augment_off
 
-    overrides.update(data=_abspath(data), manifest=_abspath(manifest), mode=mode)
-    w = overrides.get("weights")
-    if w and w.lower() not in ("imagenet", "none"):
-        overrides["weights"] = _abspath(w)  # config.json must re-run from any folder
+    overrides.update(data=data, manifest=manifest, mode=mode)
     if no_augment:
         overrides["aug_copies"] = 0
         overrides["augment"] = augment_off()
     sets = (["anomaly.save_maps=true"] if save_maps else []) + list(sets)
     cfg = apply_sets(load_config(config_path, **overrides), sets, nested={"anomaly": list(ANOMALY_DEFAULTS)})
+    # Paths absolute, whether given as options or with --set: config.json must re-run from any folder.
+    cfg.data, cfg.manifest = _abspath(cfg.data), _abspath(cfg.manifest)
+    if cfg.weights and cfg.weights.lower() != "imagenet":
+        cfg.weights = _abspath(cfg.weights)
     cfg = resolved(cfg)
     if print_config:
         click.echo(json.dumps(cfg.to_dict(), indent=2))

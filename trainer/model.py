@@ -159,8 +159,3 @@ def pooled_features(model, n_blocks):
     upper = keras.Model(cut, base.output, name="backbone_top")
     act = keras.Input(shape=cut.shape[1:], name="activations")
     return keras.Model(act, model.get_layer("pool")(upper(act, training=False)), name="pooled")
-
-
-def head_labels(model):
-    """Number of defect types the type head predicts (including 'good')."""
-    return int(model.get_layer(TYPE).units)

@@ -91,7 +91,7 @@ def test_saved_model_decides_at_half_exactly_where_the_raw_threshold_did(tiny_cl
     from trainer.data.dataset import load_batch
     from trainer.layers import load_model
     from trainer.data.run_contract import run_split
-    from trainer.train import logit
+    from trainer.threshold import logit
 
     m = json.loads((tiny_classifier_run / "metrics.json").read_text())
     info = m["threshold_info"]

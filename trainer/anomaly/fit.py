@@ -143,7 +143,7 @@ def train_anomaly(cfg, echo=None) -> Path:
     metrics = evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc)
     metrics.update(fit_seconds=fit_seconds, coreset_seconds=coreset_s,
                    fit_images=[f["path"] for f in fit_files])
-    from trainer.train import save_model
+    from trainer.layers import save_model
 
     save_model(model, run_dir / "model.keras")
     write_plots(run_dir, metrics)
@@ -167,8 +167,7 @@ def train_anomaly(cfg, echo=None) -> Path:
 
 
 def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
-    import click
-
+    from trainer.evaluate import NO_TEST, per_type_line, shout
     from trainer.metrics import binary_report, format_report, per_type_recall
 
     out = {"threshold": 0.5, "calibration": cal, "threshold_policy": "good-only"}
@@ -203,14 +202,11 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
         if split == "test":
             per_type = per_type_recall([f["type"] for f in files["test"]], scores, 0.5)
             out["per_type_test"] = per_type
-            echo("  per type: " + ", ".join(
-                f"{t} {'false alarms' if t == GOOD else 'recall'} "
-                f"{v.get('recall', v.get('false_alarm_rate')):.2f} (n={v['n']})" for t, v in per_type.items()))
+            echo(per_type_line(per_type))
         warnings += [f"{split}: {w}" for w in rep["warnings"]]
     if out.get("test") is None:
-        warnings.append("test: the split has no test images; nothing was measured on held-out data")
-    for w in warnings:
-        echo(click.style(f"WARNING: {w}", fg="red", bold=True))
+        warnings.append(NO_TEST)
+    shout(warnings, echo)
     out["warnings"] = warnings
     return out
 

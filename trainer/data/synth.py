@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -549,27 +548,21 @@ def generate(out, kind="hazelnut", size=256, n_train=391, n_test_good=40, n_per_
     counts = {("train", None): n_train, ("test", None): n_test_good}
     jobs = [(str(out), kind, size, seed, subset, d, i, counts.get((subset, d), n_per_defect))
             for subset, d, i in _jobs(kind, n_train, n_test_good, n_per_defect)]
-    t0 = time.perf_counter()
+    from edge.progress import as_progress
+
     total = len(jobs)
-    step = max(1, total // 10)
-
-    def report(done):
-        if progress and (done % step == 0 or done == total):
-            import click
-
-            click.echo(f"synth {kind}: {done}/{total} images ({time.perf_counter() - t0:.1f} s)", err=True)
-
     workers = max(1, int(workers or 1))
-    if workers == 1 or total < 2 * workers:
-        for k, job in enumerate(jobs, 1):
-            _write_one(job)
-            report(k)
-    else:
-        from concurrent.futures import ProcessPoolExecutor
+    with as_progress(progress).bar(total, f"synth {kind} images") as step:
+        if workers == 1 or total < 2 * workers:
+            for job in jobs:
+                _write_one(job)
+                step()
+        else:
+            from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for k, _ in enumerate(pool.map(_write_one, jobs, chunksize=8), 1):
-                report(k)
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(_write_one, jobs, chunksize=8):
+                    step()
     from edge.atomic import atomic_write_json
 
     atomic_write_json(out / "synth.json", {
