@@ -41,9 +41,12 @@ from export.variants import BENCHED, VARIANT, title
 from trainer.data.run_contract import GOOD, read_run
 
 SCHEMA = "edgeinspect-bench/1"
+REPEATS = 50    # timed calls per variant, after
+WARMUP = 5      # untimed warm-up calls
+N_BOOT = 1000   # bootstrap resamples behind every 95% interval
 
 
-def accuracy_block(y, types, scores, threshold, *, n_boot=1000, seed=0, ref_pred=None, ref_scores=None,
+def accuracy_block(y, types, scores, threshold, *, n_boot=N_BOOT, seed=0, ref_pred=None, ref_scores=None,
                    pred_types=None) -> dict:
     """binary_report (with its honesty warnings) + bootstrap CIs + per-type recall + agreement."""
     from trainer.metrics import auroc, balanced_accuracy_at, binary_report, bootstrap_ci, per_type_recall
@@ -105,7 +108,7 @@ def find_variants(run_dir, variants=None):
     return found, skipped
 
 
-def run_bench(run_dir, out_dir=None, variants=None, repeats=50, warmup=5, n_boot=1000, litert_benchmark=True,
+def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARMUP, n_boot=N_BOOT, litert_benchmark=True,
               progress=True, threads=None, cold=True, keras_repeats=None, limit=None, compare_to=None,
               write=True) -> dict:
     """Benchmark every variant of ``run_dir``; writes RUN/bench/ (or out_dir) and returns the result dict."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from benchmarks.bench import N_BOOT, REPEATS, WARMUP
+from benchmarks.compare import AUROC_DROP, LATENCY_RATIO
 from export.variants import BENCHED
 
 
@@ -12,16 +14,17 @@ from export.variants import BENCHED
               help="Output folder (default RUN_DIR/bench).")
 @click.option("--variants", default=None,
               help=f"Comma-separated subset of {','.join(BENCHED)} (default: all that exist).")
-@click.option("--repeats", default=50, show_default=True, help="Timed calls per variant (after warm-up).")
-@click.option("--warmup", default=5, show_default=True, help="Untimed warm-up calls per variant.")
+@click.option("--repeats", default=REPEATS, show_default=True, help="Timed calls per variant (after warm-up).")
+@click.option("--warmup", default=WARMUP, show_default=True, help="Untimed warm-up calls per variant.")
 @click.option("--keras-repeats", default=None, type=int, help="Timed model.predict calls (default repeats/3, >= 10).")
 @click.option("--threads", default=None, type=int, help="Interpreter threads (default: all cores).")
-@click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--n-boot", default=N_BOOT, show_default=True, help="Bootstrap resamples for the 95% intervals.")
 @click.option("--no-litert-benchmark", is_flag=True, help="Skip the litert-benchmark reference timing.")
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start/peak-RSS child process per variant.")
 @click.option("--limit", default=None, type=int, help="Use only the first N test images (smoke tests).")
 @click.option("--compare", "compare_to", type=click.Path(dir_okay=False), default=None,
-              help="Reference bench JSON (e.g. benchmarks/results/*.json): flag AUROC drop > 0.02 or p50 > 1.5x.")
+              help=f"Reference bench JSON (e.g. benchmarks/results/*.json): flag AUROC drop > {AUROC_DROP} or "
+                   f"p50 > {LATENCY_RATIO}x.")
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when --compare finds a regression.")
 def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n_boot, no_litert_benchmark, no_cold,
           limit, compare_to, fail_on_regression):

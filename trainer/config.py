@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import EdgeInspectError
-from trainer.data.split import DEFECTS_PER_TYPE
+from trainer.data.split import DEFECTS_PER_TYPE, K_FOLDS, VAL_FRACTION
 
 MODES = ("classifier", "anomaly")
 DEVICES = ("auto", "cpu", "gpu", "tpu")
@@ -44,10 +44,10 @@ class TrainConfig:
     manifest: str | None = None
     mode: str = "classifier"
     protocol: str = "supervised"
-    val_fraction: float = 0.2
+    val_fraction: float = VAL_FRACTION
     defects_per_type: int | None = DEFECTS_PER_TYPE   # ignored when defects_total is set
     defects_total: int | None = None
-    k: int = 5
+    k: int = K_FOLDS
     fold: int = 0
     seed: int = 0
     # model

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from edge.errors import DataError
-from trainer.data.split import DEFECTS_PER_TYPE
+from trainer.data.split import DEFECTS_PER_TYPE, K_FOLDS, VAL_FRACTION
 
 
 def _table(headers, rows):
@@ -70,9 +70,9 @@ def synth(kind, out, size, n_train, n_test_good, n_per_defect, seed, workers):
 @click.option("--defects-total", type=click.IntRange(1), default=None,
               help="supervised: instead of --defects-per-type, move this many defective images in all, "
                    "dealt round-robin over the types.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=VAL_FRACTION, show_default=True,
               help="Fraction of train held out (stratified by type) to choose the decision threshold.")
-@click.option("--k", "k", type=click.IntRange(2), default=5, show_default=True, help="kfold: number of folds.")
+@click.option("--k", "k", type=click.IntRange(2), default=K_FOLDS, show_default=True, help="kfold: number of folds.")
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True,
               help="kfold: which fold (0..K-1) is the test split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed gives the same split.")

@@ -27,6 +27,8 @@ from trainer.data.run_contract import GOOD, SPLITS, build_manifest, file_sha256,
 
 PROTOCOLS = ("good-only", "supervised", "kfold")
 DEFECTS_PER_TYPE = 10  # supervised: defective images of each type moved from test into train
+VAL_FRACTION = 0.2     # of train held out (stratified) to choose the threshold
+K_FOLDS = 5            # kfold: number of folds
 
 
 def _rng(seed, *salt):
@@ -96,8 +98,8 @@ def _group(items):
     return out
 
 
-def make_split(root, protocol, seed=0, val_fraction=0.2, defects_per_type=DEFECTS_PER_TYPE, defects_total=None, k=5, fold=0,
-               exclude=(), dataset=None) -> dict:
+def make_split(root, protocol, seed=0, val_fraction=VAL_FRACTION, defects_per_type=DEFECTS_PER_TYPE, defects_total=None,
+               k=K_FOLDS, fold=0, exclude=(), dataset=None) -> dict:
     """Build a manifest dict for ``root`` (see module doc). ``exclude``: paths to leave out
     (e.g. unreadable images found by ``--skip-bad``); they are listed in ``params``."""
     if protocol not in PROTOCOLS:
