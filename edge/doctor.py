@@ -198,4 +198,6 @@ def doctor(as_json):
         for line in render(r):
             click.echo(line)
     if not r["backend_auto"]:
-        click.get_current_context().exit(2)
+        from edge.cli import EXIT_ERROR
+
+        click.get_current_context().exit(EXIT_ERROR)
