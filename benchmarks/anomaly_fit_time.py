@@ -35,16 +35,17 @@ def main(data, size, bank_size, anomaly_json, rep_images, out):
     from scipy.stats import spearmanr
 
     from edge.atomic import atomic_write_json
+    from export.convert import convert_keras
+    from export.parity import run_tflite
     from trainer.anomaly import train_anomaly
-    from trainer.anomaly import tflite as T
     from trainer.config import TrainConfig
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
     from trainer.layers import load_model
     from trainer.metrics import auroc
 
     work = Path(tempfile.mkdtemp(prefix="anomaly_bench_"))
     if data is None:
-        from trainer.synth import generate
+        from trainer.data.synth import generate
 
         data = work / "hazelnut"
         t = time.time()
@@ -70,13 +71,13 @@ def main(data, size, bank_size, anomaly_json, rep_images, out):
     float_scores = np.asarray(metrics["test_scores"])
 
     t = time.time()
-    fp32 = T.convert(model)
-    int8 = T.convert(model, x_rep, int8=True)
+    fp32, _ = convert_keras(model, "fp32")
+    int8, _ = convert_keras(model, "int8", x_rep, fp32=fp32)
     convert_s = time.time() - t
-    fs, fm = T.run(fp32, x_test)
-    qs, qm = T.run(int8, x_test)
+    fs, fm = (run_tflite(fp32, x_test, task="anomaly")[k] for k in ("score", "map"))
+    qs, qm = (run_tflite(int8, x_test, task="anomaly")[k] for k in ("score", "map"))
     t = time.time()
-    T.run(int8, x_test[:20], threads=1)
+    run_tflite(int8, x_test[:20], threads=1, task="anomaly")
     int8_ms = (time.time() - t) / 20 * 1000
     types = np.array([f["type"] for f in test])
     res = {

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import click
 
-from benchmarks.bench import VARIANTS
+from benchmarks.bench import N_BOOT, REPEATS, WARMUP
+from benchmarks.compare import AUROC_DROP, LATENCY_RATIO
 from edge.cli import EXIT_REGRESSION
+from export.variants import BENCHED
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -12,19 +14,19 @@ from edge.cli import EXIT_REGRESSION
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default RUN_DIR/bench).")
 @click.option("--variants", default=None,
-              help=f"Comma-separated subset of {','.join(VARIANTS)} (default: all that exist).")
-@click.option("--repeats", default=50, show_default=True, help="Timed calls per variant (after warm-up).")
-@click.option("--warmup", default=5, show_default=True, help="Untimed warm-up calls per variant.")
+              help=f"Comma-separated subset of {','.join(BENCHED)} (default: all that exist).")
+@click.option("--repeats", default=REPEATS, show_default=True, help="Timed calls per variant (after warm-up).")
+@click.option("--warmup", default=WARMUP, show_default=True, help="Untimed warm-up calls per variant.")
 @click.option("--keras-repeats", default=None, type=int, help="Timed model.predict calls (default repeats/3, >= 10).")
 @click.option("--threads", default=None, type=int, help="Interpreter threads (default: all cores).")
-@click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--n-boot", default=N_BOOT, show_default=True, help="Bootstrap resamples for the 95% intervals.")
 @click.option("--no-litert-benchmark", is_flag=True, help="Skip the litert-benchmark reference timing.")
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start/peak-RSS child process per variant.")
 @click.option("--limit", default=None, type=int, help="Use only the first N test images (smoke tests).")
 @click.option("--compare", "compare_to", type=click.Path(dir_okay=False), default=None,
-              help="Reference bench JSON (e.g. benchmarks/results/*.json): flag an AUROC drop > 0.02 or a "
-                   "latency ratio within the run (predict / bare invoke(), int8 / float32, fastest calls) > 1.5x "
-                   "the reference's; absolute ms are compared only when the machine matches.")
+              help=f"Reference bench JSON (e.g. benchmarks/results/*.json): flag an AUROC drop > {AUROC_DROP} or a "
+                   f"latency ratio within the run (predict / bare invoke(), int8 / float32, fastest calls) > "
+                   f"{LATENCY_RATIO}x the reference's; absolute ms are compared only when the machine matches.")
 @click.option("--fail-on-regression", is_flag=True,
               help=f"Exit {EXIT_REGRESSION} when --compare finds a regression (0 ok, 2 bad input).")
 def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n_boot, no_litert_benchmark, no_cold,
@@ -39,7 +41,8 @@ def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n
     references, cold start, peak RSS, size. Writes bench.json, bench.csv, PNGs and a
     self-contained report.html to RUN_DIR/bench/.
     """
-    from benchmarks.bench import format_table, run_bench
+    from benchmarks.bench import run_bench
+    from benchmarks.tables import format_table
 
     chosen = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
     result = run_bench(run_dir, out_dir=out_dir, variants=chosen, repeats=repeats, warmup=warmup, n_boot=n_boot,

@@ -73,7 +73,7 @@ def next_commands(weights=None) -> list:
 
 def _synth(root: Path, kind, params, say):
     """Reuse an identical synthetic set (it is deterministic), else draw it."""
-    from trainer.synth import generate
+    from trainer.data.synth import generate
 
     meta = root / "synth.json"
     if meta.is_file():
@@ -86,7 +86,8 @@ def _synth(root: Path, kind, params, say):
 
 
 def _splits(root: Path, out: Path, say):
-    from trainer.split import count_table, make_split, save_manifest
+    from trainer.data.split import count_table, make_split
+    from trainer.data.run_contract import save_manifest
 
     sup = make_split(root, "supervised", seed=0, defects_total=10)
     good = make_split(root, "good-only", seed=0)
@@ -214,16 +215,19 @@ def demo(out_dir, quick, weights, kind, do_compare, save_reference, no_render_ch
     times["train_anomaly"] = time.perf_counter() - t
 
     t = stage("5/6 export every variant")
-    from export.convert import VARIANTS, export_run
+    from export.convert import export_run
+    from export.variants import CONVERTED
 
     exports = {}
     for task, run in runs.items():
-        rep = export_run(run, variants=VARIANTS, edgetpu="auto", progress=True, no_fail=True)
+        rep = export_run(run, variants=CONVERTED, edgetpu="auto", progress=True, no_fail=True)
         exports[task] = {"status": rep.get("status"), "notes": rep.get("notes", [])}
     times["export"] = time.perf_counter() - t
 
     t = stage("6/6 benchmark every variant")
-    from benchmarks.bench import format_table, run_bench, slim
+    from benchmarks.bench import run_bench
+    from benchmarks.compare import slim
+    from benchmarks.tables import format_table
     from edge.atomic import atomic_write_json as _wj
 
     results, summary_runs = {}, {}
@@ -246,7 +250,7 @@ def demo(out_dir, quick, weights, kind, do_compare, save_reference, no_render_ch
                "stage_seconds": {k: round(v, 1) for k, v in times.items()}}
     summary["bars"] = _bar_check(summary)
 
-    from benchmarks.report import write_demo_index
+    from benchmarks.demo_index import write_demo_index
 
     index = write_demo_index(summary, results, next_commands(weights), out / "index.html")
     summary["index"] = str(index)

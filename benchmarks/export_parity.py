@@ -62,7 +62,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from edge.atomic import atomic_write_json
-    from export.convert import VARIANTS, export_run
+    from export.convert import export_run
+    from export.variants import CONVERTED
 
     src = Path(args.run)
     tmp = None
@@ -72,7 +73,7 @@ def main(argv=None):
         run = Path(shutil.copytree(src, Path(tmp) / src.name, ignore=shutil.ignore_patterns("export")))
     t0 = time.time()
     try:
-        report = export_run(run, variants=VARIANTS, calib_size=args.calib_size, seed=args.seed, progress=True, no_fail=True)
+        report = export_run(run, variants=CONVERTED, calib_size=args.calib_size, seed=args.seed, progress=True, no_fail=True)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.atomic import atomic_write_json  # noqa: E402
-from trainer.synth import DEFECTS, generate  # noqa: E402
+from edge.atomic import atomic_write_json, utc_stamp  # noqa: E402
+from trainer.data.synth import DEFECTS, generate  # noqa: E402
 
 
 def main(argv=None):
@@ -47,7 +47,7 @@ def main(argv=None):
             print(f"{kind:9s} {n:4d} images @{args.size}px workers={workers}: {med:6.1f} s "
                   f"({1000 * med / n:5.1f} ms/image, {n / med:5.1f} img/s)", flush=True)
     result = {"benchmark": "synth_speed", "cpu_count": os.cpu_count(), "machine": platform.machine(),
-              "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "python": platform.python_version(), "created": utc_stamp(),
               "rows": rows}
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")

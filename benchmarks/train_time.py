@@ -99,7 +99,7 @@ def main(data, per_type, out):
     work = Path(tempfile.mkdtemp(prefix="train_bench_"))
     synth_s = None
     if data is None:
-        from trainer.synth import generate
+        from trainer.data.synth import generate
 
         data = work / "hazelnut"
         t = time.time()

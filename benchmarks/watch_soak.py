@@ -39,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "watch_soak.json"
 
 
 def rss_mb():
-    from benchmarks.bench import proc_status_mb  # no TensorFlow: bench imports it lazily
+    from benchmarks.timing import proc_status_mb  # no TensorFlow (benchmarks/timing.py imports none)
 
     mb = proc_status_mb("VmRSS")
     return float("nan") if mb is None else mb
@@ -164,6 +164,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
 
+    from edge.atomic import utc_stamp
     from tests.fixtures.watch import make_video
 
     with tempfile.TemporaryDirectory(prefix="watch_soak_") as tmp:
@@ -193,7 +194,7 @@ def main(argv=None):
         "faults": {"corrupt_frames": len(faults["corrupt"]), "disconnects": 1, "failed_reads": 3,
                    "model_swap_at": 0.4, "broken_model_at": 0.7},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": utc_stamp(),
         "runs": runs, "passed": all(r["passed"] for r in runs.values()),
     }
     cols = ("ok", "error", "dropped", "sent", "e2e_ms_p50", "e2e_ms_p95", "e2e_durable_ms_p50", "e2e_durable_ms_p95",

@@ -1,4 +1,4 @@
-"""Atomic writes (models, reports, logs are consumed by others) and numbered run folders."""
+"""Atomic writes (models, reports, logs are consumed by others), numbered run folders, UTC stamps."""
 from __future__ import annotations
 
 import errno
@@ -8,6 +8,7 @@ import re
 import stat
 import sys
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -29,6 +30,11 @@ def _resolve_target(path):
     if str(path) == "-":
         return None
     return Path(os.path.realpath(path))
+
+
+def utc_stamp(ms=False) -> str:
+    """Now in UTC as ISO 8601 with a Z (``2026-01-01T00:00:00Z``; ``ms``: with milliseconds), for every file."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds" if ms else "seconds").replace("+00:00", "Z")
 
 
 def atomic_write_bytes(path, data: bytes):
@@ -159,8 +165,6 @@ def read_json(path, error=None, missing=None, fix=None):
     ``error`` is the EdgeInspectError subclass to raise, ``missing`` replaces the
     "file not found" text, ``fix`` is appended to the damaged-file message.
     """
-    import json
-
     from edge.errors import EdgeInspectError
 
     error = error or EdgeInspectError

@@ -14,7 +14,7 @@ from edge import __version__
 
 # name -> (module:attribute, one-line help shown by `edgeinspect --help`)
 COMMANDS = {
-    "data": ("trainer.data_cli:data", "Synthesize, inspect and split datasets (MVTec AD layout)."),
+    "data": ("trainer.data.cli:data", "Synthesize, inspect and split datasets (MVTec AD layout)."),
     "train": ("trainer.cli:train", "Train a MobileNetV2 classifier or a good-images-only anomaly model."),
     "export": ("export.cli:export", "Export a trained run to float32/float16/int8/Edge TPU TFLite, with parity checks."),
     "predict": ("edge.predict_cli:predict", "Inspect images with a .tflite model (no TensorFlow)."),
@@ -81,8 +81,8 @@ def main():
       edgeinspect data synth --kind hazelnut --out data/hazelnut
       edgeinspect data split data/hazelnut --protocol supervised --defects-per-type 10
       edgeinspect train --data data/hazelnut            (or --mode anomaly)
-      edgeinspect export runs/train/exp1 --all
-      edgeinspect predict runs/train/exp1/export/model_int8.tflite part.png
+      edgeinspect export runs/train/exp --all
+      edgeinspect predict runs/train/exp/export/model_int8.tflite part.png
       edgeinspect watch --model model_int8.tflite --source /srv/camera
     """
 

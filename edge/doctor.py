@@ -213,4 +213,6 @@ def doctor(model, as_json):
             for line in render_preflight(r["edgetpu_preflight"]):
                 click.echo(line)
     if not r["backend_auto"]:
-        click.get_current_context().exit(2)
+        from edge.cli import EXIT_ERROR
+
+        click.get_current_context().exit(EXIT_ERROR)

@@ -60,11 +60,6 @@ def to_model_input(image, size) -> np.ndarray:
     return np.asarray(resize_image(image, size), dtype=np.uint8)
 
 
-def scale_like_model(x: np.ndarray) -> np.ndarray:
-    """What the model's first layer does to pixels (for tests and float reference)."""
-    return x.astype(np.float32) * np.float32(SCALE) + np.float32(OFFSET)
-
-
 def describe(size) -> dict:
     """Preprocessing facts, written next to every run and into model metadata."""
     h, w = as_hw(size)

@@ -97,13 +97,15 @@ def correct_bias(int8_bytes, fp32_bytes, images, max_images=32, progress=None):
     names = [name for name, *_ in layers]
     start = _channel_means(buf, imgs, names)
     before = [float(np.abs(start[name] - reference[name]).mean()) for name in names]
-    for k, (name, offset, n, scale) in enumerate(layers):
-        err = _channel_means(buf, imgs, [name])[name] - reference[name]
-        bias = np.frombuffer(buf, dtype=np.int32, count=n, offset=offset).astype(np.int64)
-        bias -= np.rint(err / scale).astype(np.int64)
-        buf[offset:offset + 4 * n] = np.clip(bias, -2**31, 2**31 - 1).astype(np.int32).tobytes()
-        if progress and ((k + 1) % 10 == 0 or k + 1 == len(layers)):
-            progress(f"  bias correction: {k + 1}/{len(layers)} conv layers")
+    from edge.progress import as_progress
+
+    with as_progress(progress).bar(len(layers), "bias correction (conv layers)") as step:
+        for name, offset, n, scale in layers:
+            err = _channel_means(buf, imgs, [name])[name] - reference[name]
+            bias = np.frombuffer(buf, dtype=np.int32, count=n, offset=offset).astype(np.int64)
+            bias -= np.rint(err / scale).astype(np.int64)
+            buf[offset:offset + 4 * n] = np.clip(bias, -2**31, 2**31 - 1).astype(np.int32).tobytes()
+            step()
     # One pass to report what is left after every layer was corrected (upstream changes included).
     final = _channel_means(buf, imgs, names)
     after = [float(np.abs(final[name] - reference[name]).mean()) for name in names]

@@ -4,53 +4,22 @@ The int8 variant is calibrated on the run's *training* images (the distribution
 the model was fitted to), stratified across defect types so that a rare type's
 activations are not clipped, seeded so two exports of one run are identical.
 Parity uses the held-out split. Pixels come from the same loader as training
-(``trainer.dataset.load_batch`` / ``edge.imageio.load_image``), un-augmented.
+(``trainer.data.dataset.load_batch``), un-augmented; the files from the run's manifest
+through ``trainer.data.run_contract``.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 
 from edge.errors import ImageError
+from edge.progress import as_progress
 from export.errors import ExportError
+from trainer.data.dataset import load_batch
 
 DEFAULT_CALIB_SIZE = 300
-
-
-def read_manifest(run_dir) -> dict:
-    p = Path(run_dir) / "manifest.json"
-    if not p.is_file():
-        raise ExportError(f"{run_dir}: run folder has no manifest.json (calibration needs its training images); "
-                          "re-run training")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{p}: damaged ({exc}); re-run training") from None
-
-
-def resolve_root(manifest: dict, run_dir) -> Path:
-    """The manifest's image root: absolute, or relative to the run folder, or to the working directory."""
-    root = Path(manifest.get("root") or ".")
-    if root.is_absolute():
-        return root
-    for base in (Path(run_dir), Path.cwd()):
-        if (base / root).is_dir():
-            return base / root
-    return Path.cwd() / root
-
-
-def split_files(manifest: dict, run_dir, split: str) -> list[dict]:
-    """Manifest entries of ``split`` with an absolute ``abspath`` added."""
-    root = resolve_root(manifest, run_dir)
-    out = []
-    for f in manifest.get("files", []):
-        if f.get("split") == split:
-            out.append({**f, "abspath": str(root / f["path"])})
-    return out
 
 
 def stratified_sample(files: list[dict], n: int, seed: int = 0, key: str = "type") -> list[dict]:
@@ -91,24 +60,6 @@ def stratified_sample(files: list[dict], n: int, seed: int = 0, key: str = "type
     return sorted(chosen, key=lambda f: f["path"])
 
 
-def _batch_loader():
-    try:
-        from trainer.dataset import load_batch  # the trainer's loader, when it exists
-    except ImportError:
-        load_batch = None
-    if load_batch is None:
-        from edge.imageio import load_image
-
-        def load_batch(paths, size):
-            return np.stack([load_image(p, size) for p in paths]) if paths else np.zeros((0,) + tuple(size) + (3,), np.uint8)
-    return load_batch
-
-
-def _one(load_batch, path, size):
-    arr = np.asarray(load_batch([path], size))
-    return arr[0]
-
-
 def load_images(paths, size, skip_bad=False, progress=None, what="images", chunk=32):
     """uint8 array (N, H, W, 3) of ``paths``; a bad file raises (naming it) unless ``skip_bad``.
 
@@ -117,9 +68,17 @@ def load_images(paths, size, skip_bad=False, progress=None, what="images", chunk
     from edge.preprocess import as_hw
 
     h, w = as_hw(size)
-    load_batch = _batch_loader()
+    progress = as_progress(progress)
     out, kept, skipped = [], [], []
     paths = [os.fspath(p) for p in paths]
+    with progress.bar(len(paths), f"{what} loaded") as step:
+        _load_chunks(paths, (h, w), skip_bad, progress, what, chunk, out, kept, skipped, step)
+    arr = np.concatenate(out) if out else np.zeros((0, h, w, 3), np.uint8)
+    return arr, kept, skipped
+
+
+def _load_chunks(paths, hw, skip_bad, progress, what, chunk, out, kept, skipped, step):
+    h, w = hw
     for start in range(0, len(paths), chunk):
         part = paths[start : start + chunk]
         try:
@@ -132,29 +91,25 @@ def load_images(paths, size, skip_bad=False, progress=None, what="images", chunk
                                  "fix or remove the file, or pass --skip-bad to leave it out") from None
             for p in part:  # find the bad ones, keep the rest
                 try:
-                    out.append(_one(load_batch, p, (h, w))[None])
+                    out.append(np.asarray(load_batch([p], (h, w)), dtype=np.uint8))
                     kept.append(p)
                 except ImageError as e:
                     skipped.append(str(e))
-                    if progress:
-                        progress(f"  warning: skipped {e}")
-        if progress:
-            progress(f"  {what}: {min(start + chunk, len(paths))}/{len(paths)} loaded")
-    arr = np.concatenate(out) if out else np.zeros((0, h, w, 3), np.uint8)
-    return arr, kept, skipped
+                    progress(f"  warning: skipped {e}")
+        step(len(part))
 
 
-def calibration_set(run_dir, manifest, size, calib_size=DEFAULT_CALIB_SIZE, seed=0, skip_bad=False, progress=None):
-    """(images uint8 (N,H,W,3), info dict) from the training split, stratified by type."""
-    train = split_files(manifest, run_dir, "train")
+def calibration_set(train, size, calib_size=DEFAULT_CALIB_SIZE, seed=0, skip_bad=False, progress=None, where="run"):
+    """(images uint8 (N,H,W,3), info dict) from the training split's file dicts (with ``abspath``), stratified
+    by type; ``where`` names the run in errors."""
     if not train:
-        raise ExportError(f"{run_dir}/manifest.json: no 'train' images to calibrate int8 with; re-split the data")
+        raise ExportError(f"{where}/manifest.json: no 'train' images to calibrate int8 with; re-split the data")
     chosen = stratified_sample(train, calib_size, seed=seed)
     images, kept, skipped = load_images([f["abspath"] for f in chosen], size, skip_bad=skip_bad,
                                         progress=progress, what="calibration images")
     if len(images) == 0:
-        raise ExportError(f"{run_dir}: every calibration image was unreadable; check the manifest root "
-                          f"{resolve_root(manifest, run_dir)}")
+        raise ExportError(f"{where}: every calibration image was unreadable; check the dataset under "
+                          f"{os.path.dirname(chosen[0]['abspath'])}")
     counts: dict[str, int] = {}
     kept_set = set(kept)
     for f in chosen:

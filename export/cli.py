@@ -3,20 +3,25 @@ from __future__ import annotations
 
 import click
 
+from export import variants as V
 from export.calibration import DEFAULT_CALIB_SIZE
+from export.errors import ExportError
 from export.parity import MAX_AUROC_DROP, MIN_AGREEMENT, MIN_TYPE_AGREEMENT
+
+
+def variant_flags(command):
+    """One ``--<variant>`` flag per exported row of export/variants.py, in the table's order."""
+    for name in reversed(V.EXPORTED):
+        row = V.get(name)
+        command = click.option(row.flag, "variants", flag_value=name, multiple=True, help=row.help)(command)
+    return command
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
-@click.option("--fp32", "variants", flag_value="fp32", multiple=True, help="float32 (reference).")
-@click.option("--fp16", "variants", flag_value="fp16", multiple=True, help="float16 weights.")
-@click.option("--dynamic", "variants", flag_value="dynamic", multiple=True, help="int8 weights, float activations.")
-@click.option("--int8", "variants", flag_value="int8", multiple=True, help="full integer, uint8 raw-pixel input, calibrated.")
-@click.option("--edgetpu", "variants", flag_value="edgetpu", multiple=True,
-              help="int8 compiled by edgetpu_compiler (x86-64 Linux only).")
+@variant_flags
 @click.option("--all", "all_", is_flag=True,
-              help="fp32, fp16, dynamic, int8, and edgetpu when the compiler is installed (the default).")
+              help=f"{', '.join(V.CONVERTED)}, and edgetpu when the compiler is installed (the default).")
 @click.option("--variant", "extra", multiple=True, metavar="NAME", help="Variant by name (repeatable).")
 @click.option("--calib-size", default=DEFAULT_CALIB_SIZE, show_default=True, type=click.IntRange(min=1),
               help="Training images used to calibrate int8 (all if fewer), stratified by defect type.")
@@ -35,20 +40,21 @@ from export.parity import MAX_AUROC_DROP, MIN_AGREEMENT, MIN_TYPE_AGREEMENT
 def export(run_dir, variants, all_, extra, calib_size, seed, skip_bad, allow_cpu_ops, min_agreement,
            min_type_agreement, max_auroc_drop, no_fail, quiet):
     """Export RUN_DIR (a trained run) to TFLite variants under RUN_DIR/export/, with a parity check of each."""
-    from export.convert import ALL_VARIANTS, VARIANTS, export_run, parse_variants
+    from export.convert import export_run, parse_variants
     from export.parity import format_table
 
     names = list(variants) + list(extra)
     parse_variants(names)  # unknown names -> one-line error before anything is loaded
     if all_ or not names:
         # Edge TPU only when its compiler is installed; asked for by name, a missing compiler is an error.
-        chosen = list(VARIANTS)
+        chosen = list(V.CONVERTED)
         edgetpu = True if "edgetpu" in names else "auto"
     else:
         chosen = parse_variants(names)
         edgetpu = "edgetpu" in chosen
-        chosen = [v for v in chosen if v != "edgetpu"]
-    assert set(chosen) <= set(ALL_VARIANTS)
+        chosen = [v for v in chosen if V.get(v).source == "convert"]
+    if not set(chosen) <= set(V.EXPORTED):
+        raise ExportError(f"unknown variant(s) {sorted(set(chosen) - set(V.EXPORTED))}; choose from {', '.join(V.EXPORTED)}")
     report = export_run(run_dir, variants=chosen, calib_size=calib_size, seed=seed, edgetpu=edgetpu,
                         allow_cpu_ops=allow_cpu_ops, min_agreement=min_agreement, max_auroc_drop=max_auroc_drop,
                         min_type_agreement=min_type_agreement, progress=not quiet, no_fail=no_fail, skip_bad=skip_bad)

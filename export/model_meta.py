@@ -5,11 +5,10 @@ assumed: the converter is free to reorder a dict's outputs.
 """
 from __future__ import annotations
 
-import datetime as _dt
-
 import numpy as np
 
 from edge import __version__
+from edge.atomic import utc_stamp
 from edge.metadata import SCHEMA_VERSION
 from edge.preprocess import describe
 from export.errors import ExportError
@@ -100,6 +99,6 @@ def build_metadata(info: dict, interpreter, variant: str) -> dict:
         "model_version": model_version(info, variant),
         "manifest_sha256": info.get("manifest_sha256"),
         "run": info.get("name"),
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": utc_stamp(),
         "edgeinspect_version": __version__,
     }

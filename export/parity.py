@@ -40,15 +40,20 @@ def _dequantize(x, detail):
     return (x.astype(np.float32) - zp) * np.float32(scale)
 
 
-def run_tflite(model, images, meta, threads=2) -> dict:
+def run_tflite(model, images, meta=None, threads=2, task=None) -> dict:
     """Outputs of a .tflite (path or bytes) on uint8 images (N,H,W,3): {"score": (N,), "types"/"map": ...}.
 
-    ``meta`` needs only ``{"outputs": {name: output index}}``.
+    ``meta`` needs only ``{"outputs": {name: output index}}``; without it the outputs of ``task``
+    ("classifier" or "anomaly") are found in the file (export.model_meta.output_indices).
     """
     from edge.preprocess import quantize_pixels  # how the device feeds pixels
 
     it = open_interpreter(model, threads)
     it.allocate_tensors()
+    if meta is None:
+        from export.model_meta import output_indices
+
+        meta = {"outputs": output_indices(it, task)}
     inp = it.get_input_details()[0]
     outs = it.get_output_details()
     res = {k: [] for k in meta["outputs"]}

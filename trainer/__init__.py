@@ -1,5 +1,6 @@
-"""Workstation side: datasets, synthetic parts, MobileNetV2 training.
+"""Workstation side: MobileNetV2 training (classifier and anomaly) on top of the TF-free ``trainer.data``.
 
-Modules that need TensorFlow import it inside functions, so ``trainer.dataset``,
-``trainer.split`` and ``trainer.synth`` work on a machine without it.
+Modules that need TensorFlow import it inside functions; ``trainer.data`` never does, so datasets,
+splits and synthetic parts work on a machine without it. This file imports nothing: ``trainer.data``
+sits below the rest of ``trainer`` (tests/unit/test_layers.py).
 """

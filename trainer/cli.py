@@ -41,8 +41,12 @@ def _abspath(p):
 @click.option("--project", help="Parent folder of run folders (default runs/train).")
 @click.option("--name", help="Run folder name; numbered exp, exp2, ... when taken.")
 @click.option("--save-maps", is_flag=True, default=False,
-              help="Anomaly mode: write heat-map overlays of test images to RUN/maps/.")
-def train(data, manifest, mode, config_path, no_augment, save_maps, **overrides):
+              help="Anomaly mode: write heat-map overlays of test images to RUN/maps/ (= --set anomaly.save_maps=true).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Any config field, applied last (repeatable): --set k=3, --set augment.flip=false, "
+                   "--set anomaly.bank_size=1024. Values are JSON or Python literals.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config (what config.json will hold) and exit.")
+def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_config, **overrides):
     """Train a MobileNetV2 defect classifier (or an anomaly model) and save a run folder.
 
     \b
@@ -50,23 +54,41 @@ def train(data, manifest, mode, config_path, no_augment, save_maps, **overrides)
       edgeinspect train --data data/hazelnut --defects-per-type 10
       edgeinspect train --data data/hazelnut --mode anomaly
       edgeinspect train --config runs/train/exp/config.json      (re-run it)
+      edgeinspect train --mode anomaly --set anomaly.bank_size=1024 --print-config
     """
-    from trainer.config import load_config
+    import json
 
-    overrides.update(data=_abspath(data), manifest=_abspath(manifest), mode=mode)
-    w = overrides.get("weights")
-    if w and w.lower() not in ("imagenet", "none"):
-        overrides["weights"] = _abspath(w)  # config.json must re-run from any folder
+    from trainer.anomaly.settings import DEFAULTS as ANOMALY_DEFAULTS
+    from trainer.config import apply_sets, load_config, no_augment as augment_off
+
+    overrides.update(data=data, manifest=manifest, mode=mode)
     if no_augment:
         overrides["aug_copies"] = 0
-        overrides["augment"] = {"flip": False, "rotation": 0, "zoom": 0, "brightness": 0, "contrast": 0}
-    cfg = load_config(config_path, **overrides)
-    if save_maps:
-        cfg.anomaly = {**(cfg.anomaly or {}), "save_maps": True}
+        overrides["augment"] = augment_off()
+    sets = (["anomaly.save_maps=true"] if save_maps else []) + list(sets)
+    cfg = apply_sets(load_config(config_path, **overrides), sets, nested={"anomaly": list(ANOMALY_DEFAULTS)})
+    # Paths absolute, whether given as options or with --set: config.json must re-run from any folder.
+    cfg.data, cfg.manifest = _abspath(cfg.data), _abspath(cfg.manifest)
+    if cfg.weights and cfg.weights.lower() != "imagenet":
+        cfg.weights = _abspath(cfg.weights)
+    cfg = resolved(cfg)
+    if print_config:
+        click.echo(json.dumps(cfg.to_dict(), indent=2))
+        return
     if cfg.data and not os.path.isdir(cfg.data):
         raise EdgeInspectError(f"{cfg.data}: data folder not found; pass --data ROOT (MVTec AD layout: train/good, test/<type>)")
     run_dir = dispatch(cfg)
     click.echo(f"next: edgeinspect export {run_dir}")
+
+
+def resolved(cfg):
+    """``cfg`` with its mode's settings filled in, so config.json pins every value (a changed default
+    cannot change what a re-run does)."""
+    if cfg.mode == "anomaly":
+        from trainer.anomaly.settings import anomaly_settings
+
+        cfg.anomaly = anomaly_settings(cfg.anomaly)
+    return cfg
 
 
 def dispatch(cfg):
@@ -77,7 +99,7 @@ def dispatch(cfg):
         except ImportError as exc:
             raise EdgeInspectError(
                 f"--mode anomaly is not available in this install ({exc}); use --mode classifier") from None
-        return train_anomaly(cfg)
+        return train_anomaly(resolved(cfg))
     from trainer.train import train_classifier
 
     return train_classifier(cfg)

@@ -7,12 +7,16 @@ checked before any image is read.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import EdgeInspectError
+from trainer.data.split import DEFECTS_PER_TYPE, K_FOLDS, VAL_FRACTION
 
 MODES = ("classifier", "anomaly")
 DEVICES = ("auto", "cpu", "gpu", "tpu")
@@ -28,6 +32,11 @@ def default_augment():
     return {"flip": True, "rotation": 0.05, "zoom": 0.1, "brightness": 0.1, "contrast": 0.1}
 
 
+def no_augment():
+    """Every augmentation off (``--no-augment``), keyed like :func:`default_augment`."""
+    return {k: (False if isinstance(v, bool) else 0) for k, v in default_augment().items()}
+
+
 @dataclass
 class TrainConfig:
     # data and split
@@ -35,10 +44,10 @@ class TrainConfig:
     manifest: str | None = None
     mode: str = "classifier"
     protocol: str = "supervised"
-    val_fraction: float = 0.2
-    defects_per_type: int | None = 10   # ignored when defects_total is set
+    val_fraction: float = VAL_FRACTION
+    defects_per_type: int | None = DEFECTS_PER_TYPE   # ignored when defects_total is set
     defects_total: int | None = None
-    k: int = 5
+    k: int = K_FOLDS
     fold: int = 0
     seed: int = 0
     # model
@@ -180,3 +189,51 @@ def load_config(path=None, **overrides) -> TrainConfig:
     else:
         cfg = TrainConfig()
     return cfg.replace(**overrides) if overrides else cfg
+
+
+# -- key=value overrides (``edgeinspect train --set``) ----------------------------------------------
+def parse_value(text: str):
+    """A ``--set`` value: JSON (``1024``, ``true``, ``null``, ``[1, 2]``), else a Python literal
+    (``True``, ``(1, 2)``), else the text itself. Never ``eval``: a command line is not code."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return text
+
+
+def _unknown(key, known, prefix=""):
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    hint = f"did you mean {prefix + close[0]!r}?" if close else f"known: {', '.join(prefix + k for k in sorted(known))}"
+    return ConfigError(f"--set: unknown key {prefix + key!r}; {hint}")
+
+
+def apply_sets(cfg: TrainConfig, pairs, nested=None) -> TrainConfig:
+    """``cfg`` with ``key=value`` pairs applied (dotted keys reach into dict fields, e.g. ``anomaly.bank_size``).
+
+    ``nested``: {dict field: its known keys}; ``augment``'s are known here, the caller adds
+    ``anomaly``'s (trainer.anomaly.settings owns them). Unknown keys name the closest known one.
+    """
+    nested = {"augment": list(default_augment()), **(nested or {})}
+    d = cfg.to_dict()
+    fields = list(d)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set anomaly.bank_size=1024")
+        top, dot, sub = key.partition(".")
+        if top not in d:
+            raise _unknown(key, fields + [f"{n}.{k}" for n, ks in nested.items() for k in ks])
+        value = parse_value(text.strip())
+        if not dot:
+            d[top] = value
+            continue
+        if top not in nested:
+            raise ConfigError(f"--set {key}: {top} is not a group of settings; use --set {top}=VALUE")
+        if sub not in nested[top]:
+            raise _unknown(sub, list(nested[top]), f"{top}.")
+        d[top] = {**(d[top] or {}), sub: value}
+    return TrainConfig.from_dict(d, source="--set")
+

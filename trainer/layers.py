@@ -1,4 +1,4 @@
-"""Custom Keras layers of edgeinspect models, and the one way to load a saved model.
+"""Custom Keras layers of edgeinspect models, and the one way to save and to load a model.
 
 Every custom layer is registered under the ``edgeinspect`` package so that
 ``model.keras`` files load anywhere this module was imported first (export and
@@ -9,17 +9,24 @@ TFLite and the Edge TPU; a custom layer must do the same before it lands here.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 from edge.errors import ModelError
 from trainer.tfutil import import_keras
 
-PACKAGE = "edgeinspect"
 
+def save_model(model, path):
+    """``model.keras`` staged beside its final name, then written with ``edge.atomic`` (fsync + rename):
+    readers never see half a zip, and a failed save leaves no stray file."""
+    from edge.atomic import atomic_write_bytes
 
-def register(cls):
-    """Class decorator: ``@register`` == ``keras.saving.register_keras_serializable("edgeinspect")``."""
-    keras = import_keras()
-    return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as tmp:
+        staged = Path(tmp) / path.name  # Keras insists on the .keras suffix
+        model.save(staged)
+        atomic_write_bytes(path, staged.read_bytes())
+    return path
 
 
 def load_model(path, compile=False):

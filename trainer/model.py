@@ -159,21 +159,3 @@ def pooled_features(model, n_blocks):
     upper = keras.Model(cut, base.output, name="backbone_top")
     act = keras.Input(shape=cut.shape[1:], name="activations")
     return keras.Model(act, model.get_layer("pool")(upper(act, training=False)), name="pooled")
-
-
-def rebuild_batch1(model):
-    """The same model (same weights, shared layers) with a fixed batch of 1.
-
-    The Edge TPU compiler rejects dynamic batch dimensions; export converts this
-    model instead of the training one. Outputs keep their names and order.
-    """
-    keras = import_keras()
-    shape = tuple(model.input.shape[1:])
-    pixels = keras.Input(batch_shape=(1,) + shape, dtype="float32", name="pixels")
-    outputs = model(pixels)
-    return keras.Model(pixels, outputs, name=f"{model.name}_batch1")
-
-
-def head_labels(model):
-    """Number of defect types the type head predicts (including 'good')."""
-    return int(model.get_layer(TYPE).units)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 
+from edge.atomic import utc_stamp
 from edge.errors import EdgeInspectError
 
 
@@ -22,7 +22,7 @@ class LogError(EdgeInspectError):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_stamp(ms=True)
 
 
 def _default(o):

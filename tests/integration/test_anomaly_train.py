@@ -51,7 +51,7 @@ def test_report_is_honest_and_separates_defects(tiny_anomaly_run):
 
 
 def test_reloaded_model_flags_a_painted_defect_and_passes_the_good_part(tiny_anomaly_run):
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
     from trainer.layers import load_model
 
     model = load_model(tiny_anomaly_run / "model.keras")
@@ -79,13 +79,11 @@ def test_val_without_good_images_is_a_clear_error(tiny_manifest_good_only, tmp_p
     from edge.errors import DataError
     from trainer.anomaly import train_anomaly
     from trainer.config import TrainConfig
-    from trainer.split import load_manifest, save_manifest
+    from trainer.data.run_contract import load_manifest, manifest_hash, save_manifest
 
     root, path = tiny_manifest_good_only
     m = load_manifest(path)
     m["files"] = [f for f in m["files"] if f["split"] != "val"]
-    from trainer.split import manifest_hash
-
     m["sha256"] = manifest_hash(m["files"])
     save_manifest(m, tmp_path / "m.json")
     cfg = TrainConfig(data=str(root), manifest=str(tmp_path / "m.json"), mode="anomaly", alpha=0.35,
@@ -93,3 +91,22 @@ def test_val_without_good_images_is_a_clear_error(tiny_manifest_good_only, tmp_p
     with pytest.raises(DataError, match="val split has no good images"):
         train_anomaly(cfg, echo=lambda line: None)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_config_json_is_resolved_and_re_runs_to_the_same_model(tiny_anomaly_run, tmp_path):
+    """config.json pins every anomaly setting, so a re-run from it does not depend on today's defaults."""
+    from click.testing import CliRunner
+
+    from edge.cli import main
+    from tests.fixtures.anomaly import TINY_ANOMALY
+    from trainer.anomaly.settings import DEFAULTS, anomaly_settings
+
+    saved = json.loads((tiny_anomaly_run / "config.json").read_text())
+    assert set(saved["anomaly"]) == set(DEFAULTS) and saved["anomaly"] == anomaly_settings(TINY_ANOMALY)
+    r = CliRunner().invoke(main, ["train", "--config", str(tiny_anomaly_run / "config.json"),
+                                  "--set", f"project={json.dumps(str(tmp_path))}", "--set", "anomaly.save_maps=false"])
+    assert r.exit_code == 0, r.output
+    again = next(p for p in tmp_path.iterdir() if (p / "run.json").is_file())
+    first, second = (json.loads((run / "metrics.json").read_text()) for run in (tiny_anomaly_run, again))
+    assert json.loads((again / "run.json").read_text())["anomaly"]["bank_size"] == saved["anomaly"]["bank_size"]
+    assert second["test"]["confusion_matrix"] == first["test"]["confusion_matrix"]

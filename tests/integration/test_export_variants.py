@@ -73,11 +73,11 @@ def test_variants_dtypes_and_metadata(task, request):
 
 def test_exports_carry_their_weights(tiny_classifier_exports, export_classifier_run):
     """A weightless export (Keras 3 + from_concrete_functions) would be tiny and answer like a fresh model."""
-    from export.convert import load_run_model
+    from trainer.layers import load_model
     from trainer.tfutil import import_keras
 
     keras = import_keras()
-    model = load_run_model(export_classifier_run)
+    model = load_model(export_classifier_run / "model.keras")
     n = model.count_params()
     sizes = {v: tiny_classifier_exports[v].stat().st_size for v in ("fp32", "fp16", "dynamic", "int8")}
     assert sizes["fp32"] >= 2.5 * n and sizes["fp16"] >= 1.2 * n and sizes["int8"] >= 0.5 * n
@@ -180,3 +180,25 @@ def test_dynamic_batch_model_is_refused_for_edgetpu(tmp_path):
         p.write_bytes(conv.convert())
     with pytest.raises(ExportError, match=r"dynamic shape \[-1, 8, 8, 3\].*batch must be exactly 1"):
         edgetpu.check_static_shapes(p)
+
+
+def test_float32_is_converted_once_and_is_the_int8_bias_correction_twin(export_classifier_run, tmp_path, monkeypatch):
+    """export_run reuses the float32 bytes for int8's bias correction instead of converting twice."""
+    from export import bias_correct
+    from export import convert as conv
+
+    run = _copy_run(export_classifier_run, tmp_path / "run")
+    calls, twins = [], []
+    real_convert, real_correct = conv.convert, bias_correct.correct_bias
+
+    def counting_convert(model1, variant, rep_images=None):
+        calls.append((variant, real_convert(model1, variant, rep_images)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(conv, "convert", counting_convert)
+    monkeypatch.setattr(bias_correct, "correct_bias",
+                        lambda i8, f32, imgs, **kw: twins.append(f32) or real_correct(i8, f32, imgs, **kw))
+    report = conv.export_run(run, variants=("fp32", "int8"), calib_size=16, progress=False, no_fail=True)
+    assert [v for v, _ in calls] == ["fp32", "int8"]
+    assert len(twins) == 1 and twins[0] is calls[0][1]  # the very bytes converted as the fp32 variant
+    assert report["bias_correction"]["layers"] > 0 and set(report["variants"]) == {"fp32", "int8"}

@@ -20,7 +20,7 @@ from tests.fixtures.trainer import tiny_train_config
 from trainer.train import train_classifier
 cfg = tiny_train_config(sys.argv[1], sys.argv[2], sys.argv[3], alpha=0.35, weights=None, epochs=1,
                         fine_tune_epochs=1, aug_copies=0, batch_size=4)
-run = train_classifier(cfg, echo=lambda *_: None)
+run = train_classifier(cfg, progress=False)
 m = json.load(open(f"{run}/metrics.json"))
 print(json.dumps({"name": choice.name, "replicas": choice.replicas, "kind": choice.kind,
                   "strategy": m["strategy"], "epochs": {k: len(v["loss"]) for k, v in m["histories"].items()}}))
@@ -86,7 +86,7 @@ def test_accelerator_path_trains_on_images_with_mixed_precision_and_saves_float3
     root, manifest = tiny_manifest_supervised
     lines = []
     run = train_classifier(tiny_train_config(root, manifest, tmp_path, epochs=1, fine_tune_epochs=1, batch_size=8),
-                           echo=lines.append)
+                           progress=lines.append)
     assert keras.mixed_precision.global_policy().name == "float32"      # restored after training
     assert not any(line.startswith("cache:") for line in lines)          # no feature cache on accelerators
     m = json.loads((run / "metrics.json").read_text())

@@ -13,12 +13,11 @@ CHEAP = dict(epochs=4, fine_tune_epochs=0, aug_copies=0)
 
 
 def _val_scores(run_dir):
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
     from trainer.layers import load_model
-    from trainer.split import split_items
+    from trainer.data.run_contract import run_split
 
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    files = split_items(manifest, "val")
+    files = run_split(run_dir, "val")
     x = load_batch([f["abspath"] for f in files], 96).astype(np.float32)
     s = load_model(run_dir / "model.keras").predict(x, verbose=0)["defect"][:, 0]
     return np.array([f["label"] for f in files]), s
@@ -31,7 +30,7 @@ def test_threshold_policy_end_to_end(tiny_manifest_supervised, tmp_path):
     policy = "fpr@0.01"   # recall@0.99 is the shared fixture's; max-f1 is choose_threshold's (unit test)
     root, manifest = tiny_manifest_supervised
     run = train_classifier(tiny_train_config(root, manifest, tmp_path, threshold_policy=policy, **CHEAP),
-                           echo=lambda *_: None)
+                           progress=False)
     info = json.loads((run / "run.json").read_text())
     assert info["threshold_policy"] == policy
     y, s = _val_scores(run)
@@ -48,7 +47,7 @@ def test_threshold_policy_end_to_end(tiny_manifest_supervised, tmp_path):
     assert m["threshold_info"]["placed_in_gap"]
     assert info["raw_threshold"] > m["threshold_info"]["policy_threshold"]
     # The verdicts equal fpr@0.01 applied to the raw scores (recovered from the saved, shifted ones).
-    from trainer.train import logit, sigmoid
+    from trainer.threshold import logit, sigmoid
 
     raw = sigmoid(logit(s) + logit(info["raw_threshold"]))
     expected, _ = choose_threshold(y, raw, policy)
@@ -60,7 +59,7 @@ def test_single_class_model_and_val_without_defects_warn_loudly(tiny_manifest_su
 
     Training still finishes and writes the run, but says so on screen and in metrics.json.
     """
-    from trainer.split import load_manifest, manifest_hash, save_manifest
+    from trainer.data.run_contract import load_manifest, manifest_hash, save_manifest
     from trainer.train import train_classifier
 
     root, manifest = tiny_manifest_supervised
@@ -72,7 +71,7 @@ def test_single_class_model_and_val_without_defects_warn_loudly(tiny_manifest_su
     save_manifest(m, tmp_path / "noval.json")
     lines = []
     run = train_classifier(tiny_train_config(root, tmp_path / "noval.json", tmp_path, alpha=0.35, weights=None,
-                                             **CHEAP), echo=lines.append)
+                                             **CHEAP), progress=lines.append)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["threshold"] == 0.5
     warnings = metrics["warnings"]

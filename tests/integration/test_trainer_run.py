@@ -52,9 +52,9 @@ def test_progress_printed_per_epoch(tiny_classifier_log):
 
 
 def test_saved_model_reloads_and_predicts_the_same(tiny_classifier_run, tiny_data):
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
     from trainer.layers import load_model
-    from trainer.model import rebuild_batch1
+    from export.convert import batch1_model
 
     model = load_model(tiny_classifier_run / "model.keras")
     assert tuple(model.input.shape) == (None, 96, 96, 3)
@@ -65,7 +65,7 @@ def test_saved_model_reloads_and_predicts_the_same(tiny_classifier_run, tiny_dat
     assert set(a) == {"defect", "type"} and a["defect"].shape == (6, 1) and a["type"].shape == (6, 5)
     np.testing.assert_allclose(a["defect"], b["defect"], atol=1e-6)
     np.testing.assert_allclose(a["type"].sum(axis=1), 1.0, atol=1e-5)
-    one = rebuild_batch1(model)
+    one = batch1_model(model)
     assert tuple(one.input.shape) == (1, 96, 96, 3)
     np.testing.assert_allclose(one.predict(x[:1], verbose=0)["defect"], a["defect"][:1], atol=1e-5)
     # The model takes raw pixels: scaling is its first layer, not the caller's job.
@@ -74,13 +74,12 @@ def test_saved_model_reloads_and_predicts_the_same(tiny_classifier_run, tiny_dat
 
 def test_saved_model_scores_match_metrics(tiny_classifier_run):
     """The reported test metrics were computed from the saved model, not from a training-time twin."""
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
     from trainer.layers import load_model
     from trainer.metrics import auroc
-    from trainer.split import split_items
+    from trainer.data.run_contract import run_split
 
-    manifest = json.loads((tiny_classifier_run / "manifest.json").read_text())
-    files = split_items(manifest, "test")
+    files = run_split(tiny_classifier_run, "test")
     x = load_batch([f["abspath"] for f in files], 96).astype(np.float32)
     s = load_model(tiny_classifier_run / "model.keras").predict(x, verbose=0)["defect"][:, 0]
     m = json.loads((tiny_classifier_run / "metrics.json").read_text())
@@ -89,16 +88,15 @@ def test_saved_model_scores_match_metrics(tiny_classifier_run):
 
 def test_saved_model_decides_at_half_exactly_where_the_raw_threshold_did(tiny_classifier_run):
     """Folding -logit(raw threshold) into the defect bias changed no val verdict and left the gap's margin."""
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
     from trainer.layers import load_model
-    from trainer.split import split_items
-    from trainer.train import logit
+    from trainer.data.run_contract import run_split
+    from trainer.threshold import logit
 
     m = json.loads((tiny_classifier_run / "metrics.json").read_text())
     info = m["threshold_info"]
     assert info["val_verdicts_changed_by_shift"] == 0
-    manifest = json.loads((tiny_classifier_run / "manifest.json").read_text())
-    files = split_items(manifest, "val")
+    files = run_split(tiny_classifier_run, "val")
     x = load_batch([f["abspath"] for f in files], 96).astype(np.float32)
     s = load_model(tiny_classifier_run / "model.keras").predict(x, verbose=0)["defect"][:, 0].astype(np.float64)
     y = np.array([f["label"] for f in files])

@@ -7,7 +7,7 @@ from benchmarks import demo
 
 
 def test_splits_follow_the_report_protocols(tiny_data, tmp_path):
-    from trainer.split import load_manifest
+    from trainer.data.run_contract import load_manifest
 
     paths = demo._splits(tiny_data, tmp_path, lambda *_: None)
     sup = load_manifest(paths["supervised"])
@@ -84,7 +84,7 @@ def _rows(page):
 def test_index_shows_both_runs_table_samples_stages_and_commands(tmp_path):
     import re
 
-    from benchmarks.report import write_demo_index
+    from benchmarks.demo_index import write_demo_index
 
     summary, results = _committed_demo(tmp_path)
     index = write_demo_index(summary, results, demo.next_commands(summary["weights"]), tmp_path / "index.html")
@@ -124,8 +124,8 @@ def test_index_shows_both_runs_table_samples_stages_and_commands(tmp_path):
 
 
 def test_index_carries_the_runs_alerts_by_severity(tmp_path):
-    from benchmarks.bench import compare
-    from benchmarks.report import render_demo_index
+    from benchmarks.compare import compare
+    from benchmarks.demo_index import render_demo_index
 
     summary, results = _committed_demo(tmp_path)
     ref = json.loads(json.dumps(results["classifier"]))
@@ -145,7 +145,7 @@ def test_index_carries_the_runs_alerts_by_severity(tmp_path):
 
 
 def test_quick_index_says_it_is_a_smoke_test_and_survives_missing_pictures(tmp_path):
-    from benchmarks.report import render_demo_index
+    from benchmarks.demo_index import render_demo_index
 
     summary, results = _committed_demo(tmp_path)
     summary["quick"] = True

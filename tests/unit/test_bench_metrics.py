@@ -1,4 +1,4 @@
-"""bench's metric computations against scikit-learn on fixed inputs."""
+"""The metrics bench and training share (trainer.metrics), against scikit-learn on fixed inputs."""
 import math
 
 import numpy as np
@@ -6,29 +6,31 @@ import pytest
 from sklearn.metrics import (balanced_accuracy_score, confusion_matrix, f1_score, precision_score, recall_score,
                              roc_auc_score)
 
-from benchmarks.bench import (accuracy_block, compare, fast_auroc, fast_balanced_accuracy_at, latency_stats,
-                              per_type_recall)
+from benchmarks.bench import accuracy_block
+from benchmarks.compare import compare
+from benchmarks.timing import latency_stats
+from trainer.metrics import auroc, balanced_accuracy_at, per_type_recall
 
 Y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0])
 S = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.5, 0.9, 0.7, 0.5, 0.3, 0.65, 0.1, 0.5, 0.45])
 TYPES = ["good"] * 6 + ["crack", "crack", "hole", "hole", "hole", "good", "crack", "good"]
 
 
-def test_fast_auroc_matches_sklearn_with_ties():
-    assert fast_auroc(Y, S) == pytest.approx(roc_auc_score(Y, S), abs=1e-12)
+def test_rank_auroc_matches_sklearn_with_ties():
+    assert auroc(Y, S) == pytest.approx(roc_auc_score(Y, S), abs=1e-12)
     rng = np.random.default_rng(1)
     for _ in range(20):
         y = rng.integers(0, 2, 50)
         s = np.round(rng.uniform(0, 1, 50), 1)  # many ties
         if y.min() == y.max():
             continue
-        assert fast_auroc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert math.isnan(fast_auroc([1, 1, 1], [0.1, 0.2, 0.3]))
+        assert auroc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert math.isnan(auroc([1, 1, 1], [0.1, 0.2, 0.3]))
 
 
-def test_fast_balanced_accuracy_matches_sklearn():
+def test_balanced_accuracy_matches_sklearn():
     for t in (0.3, 0.5, 0.7):
-        assert fast_balanced_accuracy_at(t)(Y, S) == pytest.approx(balanced_accuracy_score(Y, S >= t))
+        assert balanced_accuracy_at(t)(Y, S) == pytest.approx(balanced_accuracy_score(Y, S >= t))
 
 
 def test_accuracy_block_matches_sklearn_and_has_ci():
@@ -49,10 +51,10 @@ def test_accuracy_block_matches_sklearn_and_has_ci():
 
 
 def test_per_type_recall_counts_each_type():
-    pt = per_type_recall(TYPES, S >= 0.5)
+    pt = per_type_recall(TYPES, S, 0.5)
     assert pt["crack"] == {"n": 3, "recall": 1.0}
     assert pt["hole"]["n"] == 3 and pt["hole"]["recall"] == pytest.approx(2 / 3)
-    assert pt["good"]["pass_rate"] == pytest.approx(6 / 8)
+    assert pt["good"] == {"n": 8, "false_alarm_rate": pytest.approx(2 / 8)}
 
 
 def test_single_class_prediction_is_flagged():

@@ -5,7 +5,10 @@ import re
 
 import numpy as np
 
-from benchmarks.bench import compare, export_alerts, format_table, slim, write_outputs
+from benchmarks.alerts import export_alerts
+from benchmarks.bench import write_outputs
+from benchmarks.compare import compare, slim
+from benchmarks.tables import format_table
 from tests.fixtures.bench import fake_bench_result
 
 OTHER_CPU = {"cpu": "Reference CPU 9000 (not this one)"}

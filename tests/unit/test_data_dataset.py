@@ -7,7 +7,7 @@ from PIL import Image
 
 from edge.errors import DataError, ImageError
 from edge.imageio import load_image
-from trainer.dataset import find_bad, load_batch, scan, summarize
+from trainer.data.dataset import find_bad, load_batch, scan, summarize
 
 
 def _img(path, value=100, size=(20, 16)):

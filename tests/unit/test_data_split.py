@@ -5,7 +5,8 @@ from collections import Counter
 import pytest
 
 from edge.errors import DataError
-from trainer.split import load_manifest, make_split, manifest_hash, save_manifest, split_items
+from trainer.data.split import make_split
+from trainer.data.run_contract import load_manifest, manifest_hash, save_manifest, split_items
 
 TYPES = ["crack", "cut", "hole", "print"]
 
@@ -96,10 +97,10 @@ def test_manifest_roundtrip_hash_ignores_created_and_detects_edits(tiny_manifest
     (tmp_path / "junk.json").write_text("{")
     with pytest.raises(DataError, match="not a readable split manifest"):
         load_manifest(tmp_path / "junk.json")
-    val = split_items(m, "val")
+    val = split_items(m, "val", root)
     assert val and all(f["split"] == "val" and (root / f["path"]).samefile(f["abspath"]) for f in val)
     with pytest.raises(ValueError):
-        split_items(m, "holdout")
+        split_items(m, "holdout", root)
 
 
 def test_exclude_leaves_files_out_and_records_them(tiny_data):

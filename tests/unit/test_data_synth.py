@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.synth import DEFECTS, generate, render
+from trainer.data.synth import DEFECTS, generate, render
 
 
 def _digest(root: Path) -> dict:

@@ -58,7 +58,7 @@ def test_prepare_is_exactly_the_shared_preprocessing(coral, tmp_path):
 
 
 def test_prepare_matches_the_trainers_load_batch(coral, tmp_path):
-    import trainer.dataset as dataset
+    import trainer.data.dataset as dataset
     jpg = tmp_path / "part.jpg"
     Image.open(CORAL_DIR / "sunflower.bmp").resize((900, 700)).save(jpg, quality=85)
     for path in (CORAL_DIR / "sunflower.bmp", jpg):

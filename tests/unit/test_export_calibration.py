@@ -85,16 +85,3 @@ def test_representative_dataset_pins_the_input_range_with_single_pixels():
     assert allpix.min() == 0 and allpix.max() == 255  # the input range is exactly 0..255
     for f in frames[-2:]:
         assert (f != 100).sum() == 3  # one pixel changed: internal activation ranges stay realistic
-
-
-def test_manifest_root_relative_to_run_dir(tmp_path):
-    (tmp_path / "run" / "data").mkdir(parents=True)
-    man = {"root": "data", "files": [{"path": "a.png", "split": "train", "type": "good", "label": 0},
-                                     {"path": "b.png", "split": "test", "type": "good", "label": 0}]}
-    got = calibration.split_files(man, tmp_path / "run", "train")
-    assert [g["abspath"] for g in got] == [str(tmp_path / "run" / "data" / "a.png")]
-
-
-def test_missing_manifest_is_a_clear_error(tmp_path):
-    with pytest.raises(ExportError, match="manifest.json"):
-        calibration.read_manifest(tmp_path)

@@ -7,7 +7,9 @@ from click.testing import CliRunner
 
 from edge.errors import DataError
 from trainer.config import ConfigError, TrainConfig, load_config
-from trainer.train import check_split, class_weights, decide_threshold, head_labels, per_type_recall, sample_weights
+from trainer.metrics import per_type_recall
+from trainer.labels import check_split, class_weights, head_labels, sample_weights
+from trainer.threshold import decide_threshold
 
 
 def test_class_weights_balance_the_classes():
@@ -49,7 +51,7 @@ def test_check_split_errors_are_one_line_and_say_what_to_do():
 
 
 def test_recall_threshold_sits_a_logit_margin_above_the_good_val_scores():
-    from trainer.train import GOOD_MARGIN_LOGIT, logit
+    from trainer.threshold import GOOD_MARGIN_LOGIT, logit
 
     y = [0, 0, 0, 0, 1, 1]
     s = [0.01, 0.05, 0.10, 0.20, 0.85, 0.90]
@@ -91,7 +93,7 @@ def test_other_policies_keep_their_val_verdicts_but_leave_the_score_they_sat_on(
 
 
 def test_gap_placement_in_logit_space_survives_saturated_scores():
-    from trainer.train import in_gap, mid_gap
+    from trainer.threshold import in_gap, mid_gap
 
     assert mid_gap(0.2, 0.8) == pytest.approx(0.5) and in_gap(0.2, 0.8, 0.25) < 0.5
     assert in_gap(0.001, 0.999, margin_logit=0.0) == pytest.approx(0.001)
@@ -101,7 +103,7 @@ def test_gap_placement_in_logit_space_survives_saturated_scores():
 
 def test_per_type_recall():
     files = [_f(0, "test"), _f(0, "test"), _f(1, "test", "crack"), _f(1, "test", "cut"), _f(1, "test", "cut")]
-    r = per_type_recall(files, [0.1, 0.9, 0.8, 0.2, 0.7], 0.5)
+    r = per_type_recall([f["type"] for f in files], [0.1, 0.9, 0.8, 0.2, 0.7], 0.5)
     assert r == {"crack": {"n": 1, "recall": 1.0}, "cut": {"n": 2, "recall": 0.5},
                  "good": {"n": 2, "false_alarm_rate": 0.5}}
 

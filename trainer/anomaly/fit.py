@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataError
+from trainer.data.run_contract import GOOD
 
-LABELS = ["good", "defective"]
-GOOD = "good"
+LABELS = [GOOD, "defective"]
 
 
 def _echo_fn(echo):
@@ -28,7 +28,7 @@ def _echo_fn(echo):
 
 def resolve_good_only_split(cfg, echo):
     """(manifest, root): the run's manifest, or a fresh ``good-only`` split of ``cfg.data``."""
-    from trainer.split import split_for_config
+    from trainer.data.split import split_for_config
 
     manifest, root, _ = split_for_config(cfg, echo, protocol="good-only")
     return manifest, root
@@ -61,7 +61,7 @@ def _progress(echo, what, t0):
 def features_of(extractor, files, size, batch_size, echo, name):
     """Load images in chunks (never all decoded at once) -> [patch (N, h, w, D)] (+ [mean, meansq] (N, C))."""
     from trainer.anomaly.model import extract_features
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
 
     t0 = time.time()
     chunk = max(batch_size, 64)
@@ -76,7 +76,7 @@ def features_of(extractor, files, size, batch_size, echo, name):
 
 def predict_files(model, files, size, batch_size=16):
     """(scores (N,), maps (N, h, w)) from the Keras scorer, as deployed."""
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
 
     scores, maps = [], []
     for i in range(0, len(files), 64):
@@ -153,7 +153,7 @@ def train_anomaly(cfg, echo=None) -> Path:
     from trainer.anomaly.model import build_feature_extractor, build_scorer
     from trainer.anomaly.settings import anomaly_settings
     from trainer.metrics import auroc, choose_threshold
-    from trainer.split import split_items
+    from trainer.data.run_contract import split_items
 
     echo = _echo_fn(echo)
     settings = anomaly_settings(cfg.anomaly)
@@ -191,7 +191,7 @@ def train_anomaly(cfg, echo=None) -> Path:
     metrics = evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc)
     metrics.update(fit_seconds=fit_seconds, coreset_seconds=coreset_s,
                    fit_images=[f["path"] for f in fit_files])
-    from trainer.train import save_model
+    from trainer.layers import save_model
 
     save_model(model, run_dir / "model.keras")
     write_plots(run_dir, metrics)
@@ -199,7 +199,7 @@ def train_anomaly(cfg, echo=None) -> Path:
         write_maps(model, files["test"], size, run_dir / "maps", settings["max_maps"], echo)
     policy = (f"good-only: false-reject target {settings['max_false_reject']:.3g} on {len(good_p)} "
               f"out-of-fold good scores ({settings['folds']} folds), evidence {cal['evidence']}")
-    from trainer.run_folder import write_run_files
+    from trainer.data.run_contract import write_run_files
 
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="anomaly", labels=LABELS, input_size=size,
                     threshold=0.5, threshold_policy=policy, metrics=metrics,
@@ -227,10 +227,8 @@ def _jsonable(d):
 
 
 def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
-    import click
-
-    from trainer.metrics import binary_report, format_report
-    from trainer.train import per_type_recall
+    from trainer.evaluate import NO_TEST, per_type_line, shout
+    from trainer.metrics import binary_report, format_report, per_type_recall
 
     out = {"threshold": 0.5, "calibration": _jsonable(cal), "threshold_policy": "good-only"}
     warnings = []
@@ -264,16 +262,13 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
             echo(f"  val has defects: AUROC {auroc(y, scores):.3f}; {cfg.threshold_policy} would pick {thr:.3f} "
                  f"(deployed: 0.5 from good images)")
         if split == "test":
-            per_type = per_type_recall(files["test"], scores, 0.5)
+            per_type = per_type_recall([f["type"] for f in files["test"]], scores, 0.5)
             out["per_type_test"] = per_type
-            echo("  per type: " + ", ".join(
-                f"{t} {'false alarms' if t == GOOD else 'recall'} "
-                f"{v.get('recall', v.get('false_alarm_rate')):.2f} (n={v['n']})" for t, v in per_type.items()))
+            echo(per_type_line(per_type))
         warnings += [f"{split}: {w}" for w in rep["warnings"]]
     if out.get("test") is None:
-        warnings.append("test: the split has no test images; nothing was measured on held-out data")
-    for w in warnings:
-        echo(click.style(f"WARNING: {w}", fg="red", bold=True))
+        warnings.append(NO_TEST)
+    shout(warnings, echo)
     out["warnings"] = warnings
     return out
 
@@ -292,7 +287,7 @@ def write_plots(run_dir, metrics):
 def write_maps(model, test_files, size, out_dir, max_maps, echo):
     """Overlays for a sample spread over every test type (good included), named type_stem.png."""
     from edge.overlay import save_overlay
-    from trainer.dataset import load_batch
+    from trainer.data.dataset import load_batch
 
     by_type = {}
     for f in test_files:

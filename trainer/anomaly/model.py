@@ -199,13 +199,6 @@ def scorer_params(model):
     return extractor, params
 
 
-def rebuild_batch1(model):
-    """The same weights behind an input with batch size 1 (TFLite converters want static shapes)."""
-    keras = import_keras()
-    inp = keras.Input(model.input.shape[1:], batch_size=1, dtype="float32", name="image")
-    return keras.Model(inp, model(inp), name=model.name + "_b1")
-
-
 def extract_features(extractor, images, batch_size=16, progress=None):
     """uint8 (N, H, W, 3) -> list of float32 arrays [(N, h, w, D)] (+ [(N, C), (N, C)] global stats)."""
     out = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edge.errors import ImageError
 from edge.imageio import IMAGE_EXTENSIONS, is_image_path, load_image
-from edge.watch.sources import Item, SourceDisconnected, SourceError
+from edge.watch.sources.base import Item, SourceDisconnected, SourceError
 
 
 class FolderSource:

@@ -1,7 +1,7 @@
 """The Raspberry Pi camera through Picamera2."""
 from __future__ import annotations
 
-from edge.watch.sources import Item, SourceDisconnected, SourceError, frame_to_rgb
+from edge.watch.sources.base import Item, SourceDisconnected, SourceError, frame_to_rgb
 
 
 class PicameraSource:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from edge.optional import require_optional
-from edge.watch.sources import Item, SourceDisconnected, SourceError, frame_to_rgb
+from edge.watch.sources.base import Item, SourceDisconnected, SourceError, frame_to_rgb
 
 
 class VideoSource:

@@ -11,40 +11,24 @@ Protocols:
   ``fold``); the chosen fold is test, the other folds join train/good in train, and a
   stratified ``val`` is held out of train.
 
-A file appears exactly once. The manifest's ``sha256`` covers the sorted
-(path, file sha256, label, type, split) list, so it names the data and the split,
-not the moment it was made.
+A file appears exactly once. The manifest format, its hash and its readers are
+``trainer.data.run_contract``'s.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from edge.atomic import atomic_write_json
 from edge.errors import DataError
-from trainer.dataset import GOOD, scan
+from trainer.data.dataset import scan
+from trainer.data.run_contract import GOOD, SPLITS, build_manifest, file_sha256, load_manifest, resolve_root
 
 PROTOCOLS = ("good-only", "supervised", "kfold")
-SPLITS = ("train", "val", "test")
-_MANIFEST_KEYS = ("protocol", "seed", "root", "created", "params", "classes", "sha256", "files")
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def manifest_hash(files) -> str:
-    rows = sorted([f["path"], f["sha256"], int(f["label"]), f["type"], f["split"]] for f in files)
-    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+DEFECTS_PER_TYPE = 10  # supervised: defective images of each type moved from test into train
+VAL_FRACTION = 0.2     # of train held out (stratified) to choose the threshold
+K_FOLDS = 5            # kfold: number of folds
 
 
 def _rng(seed, *salt):
@@ -114,8 +98,8 @@ def _group(items):
     return out
 
 
-def make_split(root, protocol, seed=0, val_fraction=0.2, defects_per_type=10, defects_total=None, k=5, fold=0,
-               exclude=(), dataset=None) -> dict:
+def make_split(root, protocol, seed=0, val_fraction=VAL_FRACTION, defects_per_type=DEFECTS_PER_TYPE, defects_total=None,
+               k=K_FOLDS, fold=0, exclude=(), dataset=None) -> dict:
     """Build a manifest dict for ``root`` (see module doc). ``exclude``: paths to leave out
     (e.g. unreadable images found by ``--skip-bad``); they are listed in ``params``."""
     if protocol not in PROTOCOLS:
@@ -162,7 +146,7 @@ def make_split(root, protocol, seed=0, val_fraction=0.2, defects_per_type=10, de
                         want[t] += 1
                         left -= 1
         else:
-            defects_per_type = 10 if defects_per_type is None else int(defects_per_type)
+            defects_per_type = DEFECTS_PER_TYPE if defects_per_type is None else int(defects_per_type)
             params["defects_per_type"] = defects_per_type
             want = {}
             for t in types:
@@ -218,18 +202,7 @@ def make_split(root, protocol, seed=0, val_fraction=0.2, defects_per_type=10, de
         if it.mask is not None:
             entry["mask"] = _rel(it.mask, root)
         files.append(entry)
-    present = {f["type"] for f in files}
-    classes = [GOOD] + sorted(t for t in present if t != GOOD)
-    return {
-        "protocol": protocol,
-        "seed": int(seed),
-        "root": str(root.resolve()),
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "params": params,
-        "classes": classes,
-        "sha256": manifest_hash(files),
-        "files": files,
-    }
+    return build_manifest(root, protocol, seed, params, files)
 
 
 def _rel(path, root) -> str:
@@ -238,36 +211,6 @@ def _rel(path, root) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def save_manifest(manifest: dict, path) -> Path:
-    atomic_write_json(path, manifest)
-    return Path(path)
-
-
-def load_manifest(path) -> dict:
-    """Read and check a manifest (keys present, hash matches its file list)."""
-    path = Path(path)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: split manifest not found (make one with: edgeinspect data split ROOT --out {path})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable split manifest ({exc}); re-run edgeinspect data split") from None
-    missing = [k for k in _MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
-    if missing:
-        raise DataError(f"{path}: split manifest lacks {', '.join(missing)}; re-run edgeinspect data split")
-    if manifest_hash(manifest["files"]) != manifest["sha256"]:
-        raise DataError(f"{path}: split manifest was edited (sha256 does not match its file list); re-run edgeinspect data split")
-    return manifest
-
-
-def split_items(manifest: dict, split, root=None) -> list:
-    """File dicts of one split (copies), each with ``abspath`` under ``root`` (default the manifest's)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    base = Path(root if root is not None else manifest["root"])
-    return [dict(f, abspath=str(base / f["path"])) for f in manifest["files"] if f["split"] == split]
 
 
 def count_table(manifest: dict) -> list:
@@ -279,10 +222,6 @@ def count_table(manifest: dict) -> list:
     return rows
 
 
-__all__ = ["PROTOCOLS", "SPLITS", "make_split", "save_manifest", "load_manifest", "split_items", "count_table",
-           "file_sha256", "manifest_hash"]
-
-
 def split_for_config(cfg, echo, protocol=None):
     """(manifest, root, source) for a training config: its ``--manifest``, or a split made now.
 
@@ -292,16 +231,13 @@ def split_for_config(cfg, echo, protocol=None):
     protocol = protocol or cfg.protocol
     if cfg.manifest:
         manifest = load_manifest(cfg.manifest)
-        root = Path(cfg.data) if cfg.data else Path(manifest["root"])
-        if not root.is_dir():
-            raise DataError(f"{root}: dataset folder of manifest {cfg.manifest} not found; pass --data ROOT")
+        root = resolve_root(manifest, cfg.manifest, data=cfg.data)
         echo(f"split: {cfg.manifest} ({manifest['protocol']}, seed {manifest['seed']})")
         return manifest, root, str(cfg.manifest)
     if not cfg.data:
         raise DataError("no data: pass --data ROOT (MVTec AD layout) or --manifest M")
     root = Path(cfg.data)
     manifest = make_split(root, protocol, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                          defects_per_type=cfg.defects_per_type if cfg.defects_per_type is not None else 10,
-                          defects_total=cfg.defects_total, k=cfg.k, fold=cfg.fold)
+                          defects_per_type=cfg.defects_per_type, defects_total=cfg.defects_total, k=cfg.k, fold=cfg.fold)
     echo(f"split: {protocol} of {root} (seed {cfg.seed}, val_fraction {cfg.val_fraction}), made now and saved in the run")
     return manifest, root, str(root)

@@ -24,8 +24,8 @@ import numpy as np
 
 from edge.errors import DataError, ImageError
 from edge.imageio import IMAGE_EXTENSIONS, is_image_path, load_image, open_image
+from trainer.data.run_contract import GOOD
 
-GOOD = "good"
 SUBSETS = ("train", "test")
 LAYOUT_HINT = "expected MVTec AD layout: ROOT/train/good/*.png and ROOT/test/<good|defect type>/*.png"
 
@@ -57,10 +57,6 @@ class Dataset:
     def counts(self) -> dict:
         """{(subset, type): n}."""
         return dict(Counter((it.subset, it.defect_type) for it in self.items))
-
-    def select(self, subset=None, defect_type=None) -> list:
-        return [it for it in self.items
-                if (subset is None or it.subset == subset) and (defect_type is None or it.defect_type == defect_type)]
 
 
 def _is_hidden(p: Path) -> bool:
@@ -164,15 +160,17 @@ def _warn(warn, line):
 
 def find_bad(paths, progress=None) -> list:
     """Fully decode every image; returns [(path, one-line reason)] for those that fail."""
+    from edge.progress import as_progress
+
     bad = []
     paths = list(paths)
-    for i, p in enumerate(paths, 1):
-        try:
-            open_image(p)
-        except ImageError as exc:
-            bad.append((Path(p), str(exc)))
-        if progress is not None and (i % 200 == 0 or i == len(paths)):
-            progress(i, len(paths))
+    with as_progress(progress).bar(len(paths), "images decoded") as step:
+        for p in paths:
+            try:
+                open_image(p)
+            except ImageError as exc:
+                bad.append((Path(p), str(exc)))
+            step()
     return bad
 
 

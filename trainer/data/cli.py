@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edge.errors import DataError
+from trainer.data.split import DEFECTS_PER_TYPE, K_FOLDS, VAL_FRACTION
 
 
 def _table(headers, rows):
@@ -47,7 +48,7 @@ def data():
               help="Processes drawing images in parallel (default: up to 4, one per CPU core). Output does not depend on it.")
 def synth(kind, out, size, n_train, n_test_good, n_per_defect, seed, workers):
     """Write a synthetic inspection dataset with pixel-exact defect masks."""
-    from trainer.synth import DEFECTS, default_workers, generate
+    from trainer.data.synth import DEFECTS, default_workers, generate
 
     t0 = time.perf_counter()
     root = generate(out, kind=kind, size=size, n_train=n_train, n_test_good=n_test_good, n_per_defect=n_per_defect,
@@ -64,14 +65,14 @@ def synth(kind, out, size, n_train, n_test_good, n_per_defect, seed, workers):
               show_default=True,
               help="good-only: train on good parts only (anomaly mode). supervised: move a few defective test "
                    "images into train (classifier). kfold: K stratified folds over test/* for small sets.")
-@click.option("--defects-per-type", type=click.IntRange(0), default=10, show_default=True,
+@click.option("--defects-per-type", type=click.IntRange(0), default=DEFECTS_PER_TYPE, show_default=True,
               help="supervised: defective images of EACH type moved from test into train.")
 @click.option("--defects-total", type=click.IntRange(1), default=None,
               help="supervised: instead of --defects-per-type, move this many defective images in all, "
                    "dealt round-robin over the types.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=VAL_FRACTION, show_default=True,
               help="Fraction of train held out (stratified by type) to choose the decision threshold.")
-@click.option("--k", "k", type=click.IntRange(2), default=5, show_default=True, help="kfold: number of folds.")
+@click.option("--k", "k", type=click.IntRange(2), default=K_FOLDS, show_default=True, help="kfold: number of folds.")
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True,
               help="kfold: which fold (0..K-1) is the test split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed gives the same split.")
@@ -81,8 +82,9 @@ def synth(kind, out, size, n_train, n_test_good, n_per_defect, seed, workers):
               help="Leave out unreadable images (listed by name) instead of stopping at the first one.")
 def split(root, protocol, defects_per_type, defects_total, val_fraction, k, fold, seed, out, skip_bad):
     """Write a seeded, stratified train/val/test split manifest for ROOT."""
-    from trainer.dataset import find_bad, scan
-    from trainer.split import count_table, make_split, save_manifest
+    from trainer.data.dataset import find_bad, scan
+    from trainer.data.split import count_table, make_split
+    from trainer.data.run_contract import save_manifest
 
     ds = scan(root)
     click.echo(f"checking {len(ds.items)} images under {root} ...", err=True)
@@ -113,7 +115,7 @@ def split(root, protocol, defects_per_type, defects_total, val_fraction, k, fold
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 def info(root, as_json):
     """Class counts, image sizes and colour modes of the dataset at ROOT."""
-    from trainer.dataset import scan, summarize
+    from trainer.data.dataset import scan, summarize
 
     ds = scan(root, require_test=False)
     s = summarize(ds)
