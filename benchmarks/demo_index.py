@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmarks.report import (BANNER_CLASS, _esc, _num, data_uri, result_alerts, severe_variants,
+from benchmarks.report import (BANNER_CLASS, _esc, banner_list, _num, data_uri, result_alerts, severe_variants,
                                showcase_variant)
 from edge.atomic import atomic_write_text
 from trainer.metrics import NOTE, SEVERE, WARNING
@@ -69,11 +69,9 @@ def _demo_banners(results, quick):
     # The smoke-test note comes first: it explains why a --quick run's numbers look poor.
     parts = [f'<div class="banner grey">{_esc(QUICK_NOTE)}</div>'] if quick else []
     if by[SEVERE]:
-        parts.append('<div class="banner red"><b>Read this before quoting any number below:</b><ul>'
-                     + "".join(f"<li>{_esc(m)}</li>" for m in by[SEVERE]) + "</ul></div>")
+        parts.append(banner_list(SEVERE, "Read this before quoting any number below:", by[SEVERE]))
     if by[WARNING]:
-        parts.append('<div class="banner amber"><b>Warnings</b><ul>'
-                     + "".join(f"<li>{_esc(m)}</li>" for m in by[WARNING]) + "</ul></div>")
+        parts.append(banner_list(WARNING, "Warnings", by[WARNING]))
     if not by[SEVERE]:
         compared = [t for t, r in results.items() if r.get("comparison")]
         ref = f"; no regression against the reference results ({', '.join(compared)})" if compared else ""

@@ -321,17 +321,21 @@ def _per_type_table(result):
     return "".join(out)
 
 
+def banner_list(severity, title, messages):
+    """One coloured banner holding a list of messages (the report's and the demo page's)."""
+    return (f'<div class="banner {BANNER_CLASS[severity]}"><b>{_esc(title)}</b><ul>'
+            + "".join(f"<li>{_esc(m)}</li>" for m in messages) + "</ul></div>")
+
+
 def _banners(result):
     alerts = result_alerts(result)
     by = {sev: [a["message"] for a in alerts if a["severity"] == sev] for sev in BANNER_CLASS}
     comp = result.get("comparison") or {}
     parts = []
     if by[SEVERE]:
-        parts.append('<div class="banner red"><b>Do not trust these numbers without reading this:</b><ul>'
-                     + "".join(f"<li>{_esc(w)}</li>" for w in by[SEVERE]) + "</ul></div>")
+        parts.append(banner_list(SEVERE, "Do not trust these numbers without reading this:", by[SEVERE]))
     if by[WARNING]:
-        parts.append('<div class="banner amber"><b>Warnings</b><ul>'
-                     + "".join(f"<li>{_esc(w)}</li>" for w in by[WARNING]) + "</ul></div>")
+        parts.append(banner_list(WARNING, "Warnings", by[WARNING]))
     if comp and not comp.get("regressions"):
         parts.append(f'<div class="banner green">No regression against the reference '
                      f'<code>{_esc(comp.get("reference_file", ""))}</code> (AUROC drop &le; '

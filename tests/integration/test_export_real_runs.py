@@ -31,5 +31,7 @@ def test_export_real_tiny_run(fixture, request, tmp_path):
     assert set(meta["outputs"]) == want
     p = report["variants"]["int8"]["parity"]
     # Their tiny runs are trained for seconds: require parity that a working int8 export always reaches.
-    assert p["agreement"] >= 0.9 and p["spearman"] > 0.9, p
+    assert p["agreement"] >= 0.9 and p["auroc_drop"] <= 0.05, p
+    if info["task"] == "classifier":  # anomaly scores saturate beyond the anchored logit range by design
+        assert p["spearman"] > 0.9, p
     assert report["variants"]["int8"]["size_bytes"] >= 0.5 * report["keras_params"]

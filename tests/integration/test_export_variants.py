@@ -45,7 +45,13 @@ def test_variants_dtypes_and_metadata(task, request):
         assert tuple(inp["shape"]) == (1, 96, 96, 3) and tuple(inp["shape_signature"]) == (1, 96, 96, 3)
         assert inp["dtype"] == FLOAT_IN[variant]
         assert meta["format"] == "edgeinspect" and meta["schema_version"] == 1
-        assert (meta["task"], meta["labels"], meta["threshold"]) == (task, info["labels"], info["threshold"])
+        assert (meta["task"], meta["labels"]) == (task, info["labels"])
+        # each variant decides at its own threshold: the run's, moved by its measured logit shift
+        cal = meta["threshold_calibration"]
+        assert cal["float_threshold"] == info["threshold"] and cal["n"] > 0
+        shift = np.log(meta["threshold"] / (1 - meta["threshold"])) - np.log(info["threshold"] / (1 - info["threshold"]))
+        assert shift == pytest.approx(cal["shift_logit"], abs=1e-6)
+        assert meta["threshold"] == report["variants"][variant]["parity"]["threshold"]
         assert meta["manifest_sha256"] == info["manifest_sha256"] and meta["run"] == info["name"]
         assert meta["variant"] == variant and meta["model_version"].endswith(f"-{info['manifest_sha256'][:8]}-{variant}")
         assert meta["input"]["semantics"] == "raw_pixels" and meta["input"]["dtype"] == np.dtype(inp["dtype"]).name

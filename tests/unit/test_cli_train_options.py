@@ -56,7 +56,7 @@ def test_set_names_the_closest_key_and_rejects_bad_values():
                        (["--set", "augment.flipp=true"], "did you mean 'augment.flip'?"),
                        (["--set", "epochs"], "expected KEY=VALUE"),
                        (["--set", "alpha=0.3"], "alpha=0.3 is not a MobileNetV2 width"),
-                       (["--mode", "anomaly", "--set", "anomaly.margin=0.5"], "anomaly.margin=0.5 must be >= 1")):
+                       (["--mode", "anomaly", "--set", "anomaly.max_false_reject=0"], "anomaly.max_false_reject=0.0 must be in (0, 0.5)")):
         r = CliRunner().invoke(main, ["train", *args, "--print-config"])
         assert r.exit_code == 2, (args, r.output)
         assert want in r.output and "Traceback" not in r.output, (args, r.output)

@@ -7,16 +7,7 @@ import pytest
 from edge.watch.log import read_log
 from edge.watch.service import Service, WatchConfig
 from edge.watch.sources import FolderSource
-from tests.fixtures.watch import GREY, RED, run_in_thread, write_png
-
-
-def _drain(src, polls=3):
-    out = []
-    for _ in range(polls):
-        src._scan()
-        out.extend(src._ready)
-        src._ready.clear()
-    return out
+from tests.fixtures.watch import GREY, RED, drain_folder, run_in_thread, write_png
 
 
 def _items(log):
@@ -39,16 +30,16 @@ def test_a_reused_file_name_is_a_new_part_and_is_inspected_again(tmp_path):
     part = write_png(cam / "part.png", GREY)
     src = FolderSource(cam, settle_timeout=30)
     src.open()
-    first = _drain(src)
+    first = drain_folder(src)
     assert len(first) == 1 and first[0].error is None
-    assert _drain(src) == []  # the same version is not delivered twice
+    assert drain_folder(src) == []  # the same version is not delivered twice
     write_png(tmp_path / "next.png", RED, size=(50, 64))
     os.replace(tmp_path / "next.png", part)  # the camera writes the next part under the same name
-    again = _drain(src)
+    again = drain_folder(src)
     assert [i.path for i in again] == [str(part.resolve())] and again[0].version != first[0].version
     st = part.stat()
     os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten in place, same size
-    assert len(_drain(src)) == 1
+    assert len(drain_folder(src)) == 1
 
 
 def test_file_name_reuse_through_the_service_and_across_a_restart(tmp_path, tiny_classifier_tflite):
@@ -83,7 +74,7 @@ def test_a_tiny_image_in_the_folder_is_an_error_at_once(tmp_path):
     write_png(cam / "dot.png", RED, size=(1, 1))
     src = FolderSource(cam, settle_timeout=60, size=(32, 32))
     src.open()
-    items = _drain(src, 2)
+    items = drain_folder(src, 2)
     assert len(items) == 1 and "far smaller than the model input 32x32" in items[0].error
 
 
@@ -243,12 +234,12 @@ def test_what_the_folder_source_ignores_is_reported_once_and_recursive_watches_s
     said = []
     src = FolderSource(cam, on_ignored=lambda p, why: said.append((os.path.basename(p), why)))
     src.open()
-    assert [os.path.basename(i.path) for i in _drain(src)] == ["a.png"]
+    assert [os.path.basename(i.path) for i in drain_folder(src)] == ["a.png"]
     assert sorted(n for n, _ in said) == ["IMG_0001", "line2", "photo.jfif"]  # once each, over 3+ scans
     assert "--recursive" in dict(said)["line2"] and "not an image extension" in dict(said)["photo.jfif"]
     deep = FolderSource(cam, recursive=True)
     deep.open()
-    assert sorted(os.path.basename(i.path) for i in _drain(deep)) == ["a.png", "b.png"]
+    assert sorted(os.path.basename(i.path) for i in drain_folder(deep)) == ["a.png", "b.png"]
 
 
 def test_the_service_logs_ignored_files(tmp_path, tiny_classifier_tflite):

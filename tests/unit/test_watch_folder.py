@@ -8,17 +8,7 @@ import pytest
 from PIL import Image
 
 from edge.watch.sources import FolderSource, SourceError
-from tests.fixtures.watch import GREY, RED, write_png
-
-
-def _drain(src, polls=3):
-    """Run ``polls`` scans and return the items that became ready."""
-    out = []
-    for _ in range(polls):
-        src._scan()
-        out.extend(src._ready)
-        src._ready.clear()
-    return out
+from tests.fixtures.watch import GREY, RED, drain_folder, write_png
 
 
 def _png_bytes(tmp_path, color=RED):
@@ -36,13 +26,13 @@ def test_half_written_png_waits_until_complete_then_once(tmp_path):
     part.write_bytes(data[: len(data) // 2])
     src = FolderSource(cam, poll=0.01, settle_timeout=30, size=(32, 32))
     src.open()
-    assert _drain(src, 4) == []  # stable size but does not decode: still being written
+    assert drain_folder(src, 4) == []  # stable size but does not decode: still being written
     assert src.pending == 1
     part.write_bytes(data)  # the camera finishes the file
-    items = _drain(src, 3)
+    items = drain_folder(src, 3)
     assert [i.source_id for i in items] == [str(part.resolve())]
     assert items[0].error is None and items[0].rgb.shape == (32, 32, 3)
-    assert _drain(src, 3) == []  # never delivered twice
+    assert drain_folder(src, 3) == []  # never delivered twice
 
 
 def test_growing_file_is_not_read_until_size_is_stable(tmp_path):
@@ -57,7 +47,7 @@ def test_growing_file_is_not_read_until_size_is_stable(tmp_path):
         src._scan()
         assert src._ready == []
     part.write_bytes(data)
-    assert len(_drain(src, 2)) == 1
+    assert len(drain_folder(src, 2)) == 1
 
 
 def test_never_completing_file_becomes_an_error_not_a_skip(tmp_path):
@@ -66,9 +56,9 @@ def test_never_completing_file_becomes_an_error_not_a_skip(tmp_path):
     (cam / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     src = FolderSource(cam, settle_timeout=0.2)
     src.open()
-    assert _drain(src, 2) == []
+    assert drain_folder(src, 2) == []
     time.sleep(0.25)
-    items = _drain(src, 1)
+    items = drain_folder(src, 1)
     assert len(items) == 1 and "broken.png" in items[0].error and "incomplete after" in items[0].error
 
 
@@ -86,7 +76,7 @@ def test_arrival_order_existing_skip_and_restart_memory(tmp_path):
         os.utime(p, (now - age, now - age))
     (cam / ".tmp_writing.png").write_bytes(b"x")  # writers' temp files are ignored
     (cam / "notes.txt").write_text("not an image")
-    got = [i.source_id.rsplit("/", 1)[1] for i in _drain(src, 3)]
+    got = [i.source_id.rsplit("/", 1)[1] for i in drain_folder(src, 3)]
     assert got == ["z_first.png", "a_second.png", "m_third.png"]
     assert old.exists()
 
@@ -94,7 +84,7 @@ def test_arrival_order_existing_skip_and_restart_memory(tmp_path):
     handled = {str(done.resolve())} | {str((cam / n).resolve()) for n in got}
     again = FolderSource(cam, existing="process", done=handled)
     again.open()
-    assert [i.source_id.rsplit("/", 1)[1] for i in _drain(again, 3)] == ["old.png"]
+    assert [i.source_id.rsplit("/", 1)[1] for i in drain_folder(again, 3)] == ["old.png"]
 
 
 def test_read_blocks_until_a_file_arrives_and_stops_on_request(tmp_path):

@@ -60,6 +60,14 @@ class ImageMax(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class FirstChannel(keras.layers.Layer):
+    """(B, h, w, n) -> (B, h, w): the real map logit of an anchored grid (see ``model.MAP_ANCHOR``)."""
+
+    def call(self, x):
+        return x[..., 0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class First(keras.layers.Layer):
     """(B, n) -> (B, 1): the real value of an anchored vector (see ``model.ANCHOR``)."""
 

@@ -28,6 +28,7 @@ from trainer.tfutil import import_keras
 
 DEFAULT_TAPS = ("block_5_add", "block_12_add")  # strides 8 and 16: mid-level texture + part structure
 ANCHOR = 4.0      # logit anchors: the score logit's int8 range is [-8, 8] (0.03 logit steps at the decision)
+MAP_ANCHOR = 8.0  # the map's logit range [-8, 8]: cells far from any good patch read ~1, not the good maximum
 Z_ANCHOR = 5.0    # whitened components keep [-10, 10] (good images sit within about +-5)
 
 
@@ -121,11 +122,13 @@ def build_scorer(extractor, params, name="anomaly_scorer"):
     bank_conv = keras.layers.Conv2D(k, 1, activation="relu6", name="bank")
     near = L.ChannelMin(name="nearest")(bank_conv(f))
     bank_conv.set_weights([(-bank.T / unit)[None, None].astype(np.float32), np.full((k,), 1.0 / unit, np.float32)])
-    # the map's logit (d - t) / s, a 1x1 conv on the (B, h, w, 1) grid
-    to_logit = keras.layers.Conv2D(1, 1, name="map_logit")
+    # the map's logit (d - t) / s, a 1x1 conv on the (B, h, w, 1) grid, anchored like the evidence so
+    # defect cells are not clipped at the highest logit a good image reached in calibration
+    to_logit = keras.layers.Conv2D(3, 1, name="map_logit")
     z = to_logit(keras.layers.Reshape(tuple(near.shape[1:]) + (1,), name="nearest_grid")(near))
-    to_logit.set_weights([np.full((1, 1, 1, 1), unit / s, np.float32), np.array([-t / s], np.float32)])
-    amap = keras.layers.Reshape(tuple(near.shape[1:]), name="map")(keras.layers.Activation("sigmoid", name="map_cells")(z))
+    to_logit.set_weights([np.array([[[[unit / s, 0.0, 0.0]]]], np.float32),
+                          np.array([-t / s, MAP_ANCHOR, -MAP_ANCHOR], np.float32)])
+    amap = keras.layers.Activation("sigmoid", name="map")(L.FirstChannel(name="map_logit_real")(z))
     evidence = []
     if "patch" in params:
         evidence.append(_anchored(keras, L.ImageMax(name="patch_max")(near), params["patch"], "patch_evidence"))
@@ -180,8 +183,8 @@ def scorer_params(model):
     kernel, bias = model.get_layer("bank").get_weights()
     kernel = kernel[0, 0]                     # (D, K) = -bank^T / unit, bias = 1 / unit, unit bank rows
     unit = float(1.0 / bias[0])
-    k1, b1 = model.get_layer("map_logit").get_weights()  # unit / s, -t / s
-    s = float(unit / k1.ravel()[0])
+    k1, b1 = model.get_layer("map_logit").get_weights()  # unit / s, -t / s (+ anchors)
+    s = float(unit / k1[0, 0, 0, 0])
     params = {"bank": (-kernel.T * unit).astype(np.float32), "unit": unit, "t": float(-b1[0] * s), "s": s}
     names = {layer.name for layer in model.layers}
     if "patch_evidence" in names:
