@@ -225,6 +225,11 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
         report["calibration"] = cinfo
 
     report_path = out_dir / "export_report.json"
+    _clear_leftovers(out_dir, say)
+    # The report says "INCOMPLETE" until the last variant is in: a kill between variants leaves the
+    # models written so far beside a report that lists exactly them, never beside an older report.
+    report["status"] = "INCOMPLETE"
+    atomic_write_json(report_path, report)
     converted = {}
     cal_images = cal_ref = None
     for variant in [v for v in chosen if V.get(v).source == "convert"]:
@@ -262,6 +267,7 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
             stale.unlink()  # an earlier failed attempt must not linger beside the good file
         entry["seconds"] = round(time.time() - t, 2)
         report["variants"][variant] = entry
+        atomic_write_json(report_path, report)
         say(f"[{variant}] {entry['file']}: {entry['size_mb']:.2f} MB, agreement {res['agreement']:.4f}, "
             f"{entry['status']}" + (f" ({'; '.join(res['reasons'])})" if res["reasons"] else ""))
 
@@ -274,6 +280,16 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
     say(parity.format_table(report))
     say(f"report: {report_path}")
     return report
+
+
+def _clear_leftovers(out_dir, say):
+    """Remove the temp files a killed export left (``.<name>.*.tmp`` from ``edge.atomic``)."""
+    for tmp in sorted(Path(out_dir).glob(".*.tmp")) if Path(out_dir).is_dir() else []:
+        try:
+            tmp.unlink()
+            say(f"note: removed {tmp.name}, left by an export that did not finish")
+        except OSError:
+            pass
 
 
 def _threshold_images(manifest, root, size, rep_images, skip_bad, say):

@@ -135,7 +135,35 @@ def test_failure_midway_leaves_old_file_intact(export_classifier_run, tmp_path, 
     with pytest.raises(RuntimeError):
         conv.export_run(run, variants=("fp32",), progress=False)
     assert old.read_bytes() == b"old model bytes"
-    assert sorted(p.name for p in (run / "export").iterdir()) == ["model_fp32.tflite"]  # no temp or half files
+    # no temp or half files; the report says the export did not finish instead of vouching for old files
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["export_report.json", "model_fp32.tflite"]
+    report = json.loads((run / "export" / "export_report.json").read_text())
+    assert report["status"] == "INCOMPLETE" and report["variants"] == {}
+
+
+def test_a_kill_between_variants_leaves_a_report_of_exactly_what_was_written(export_classifier_run, tmp_path,
+                                                                              monkeypatch):
+    import export.convert as conv
+
+    run = _copy_run(export_classifier_run, tmp_path / "run")
+    (run / "export").mkdir()
+    (run / "export" / "export_report.json").write_text(json.dumps({"status": "OK", "variants": {"int8": {}}}))
+    stale = run / "export" / ".model_int8.tflite.abc123.tmp"   # what a SIGKILL mid-write leaves
+    stale.write_bytes(b"half a model")
+    real = conv.convert_keras
+
+    def killed_at_int8(model1, variant, *a, **k):
+        if variant == "int8":
+            raise KeyboardInterrupt  # stands for the kill: nothing after this line runs
+        return real(model1, variant, *a, **k)
+
+    monkeypatch.setattr(conv, "convert_keras", killed_at_int8)
+    with pytest.raises(KeyboardInterrupt):
+        conv.export_run(run, variants=("fp32", "int8"), progress=False)
+    assert not stale.exists()
+    report = json.loads((run / "export" / "export_report.json").read_text())
+    assert report["status"] == "INCOMPLETE" and set(report["variants"]) == {"fp32"}
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["export_report.json", "model_fp32.tflite"]
 
 
 def test_edgetpu_end_to_end_with_standin_compiler(export_classifier_run, standin, tmp_path, monkeypatch):
