@@ -49,7 +49,7 @@ def _run(args, log, ok=(0,)):
 
 
 def one_set(data, name, work, evidence, log):
-    from trainer.split import load_manifest
+    from trainer.data.run_contract import load_manifest
 
     root = data / name
     manifest = work / f"{name}_good_only.json"
