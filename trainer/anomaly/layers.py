@@ -39,6 +39,31 @@ class L2Normalize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class GridScale(keras.layers.Layer):
+    """(B, h, w, C) * a constant (h, w) mask: one MUL with a constant tensor.
+
+    After nearest up-sampling and the zero-padded [1 2 1] filter, border cells hold only 3/4 (corners
+    9/16) of their weight; dividing by that makes the result bilinear up-sampling exactly (error 3e-7),
+    which the AUROC needs (synthetic nuts: 0.9960 without, 0.9993 with, as bilinear).
+    """
+
+    def __init__(self, mask=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mask = None if mask is None else np.asarray(mask, np.float32).tolist()
+
+    def build(self, input_shape):
+        m = np.ones(tuple(input_shape[1:3]), np.float32) if self.mask is None else np.asarray(self.mask, np.float32)
+        self.scale = self.add_weight(name="scale", shape=(1,) + m.shape + (1,), trainable=False,
+                                     initializer=keras.initializers.Constant(m[None, :, :, None]))
+
+    def call(self, x):
+        return x * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "mask": self.mask}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ChannelMin(keras.layers.Layer):
     """(B, h, w, K) -> (B, h, w): the nearest bank row per patch (REDUCE_MIN over channels).
 

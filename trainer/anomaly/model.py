@@ -3,7 +3,7 @@
 Graph (converts to TFLite float32 and full-integer int8; every op is on the Edge TPU's list)::
 
     raw pixels -> Rescaling -> MobileNetV2 taps
-      patch path:  L2 per tap -> deeper tap x2 (nearest + [1 2 1] smoothing = bilinear) -> concat
+      patch path:  L2 per tap -> deeper tap x2 (nearest + [1 2 1] + border scale = bilinear) -> concat
                    -> 3x3 average -> L2 -> bank as a 1x1 CONV_2D (RELU6) -> min over channels
                    -> 1x1 conv -> sigmoid -> "map";  max -> patch evidence (image level)
       global path: pooled mean and mean of squares of ``global_tap`` -> whitening (1x1 conv)
@@ -15,7 +15,7 @@ the combined threshold chosen for the false-reject target (``trainer.anomaly.cal
 
 Why the detours: the Edge TPU maps FULLY_CONNECTED only with a one-dimensional output (the bank is
 a conv), and bilinear resizing may be refused (a nearest x2 followed by a fixed depthwise [1 2 1]
-filter is bilinear up-sampling exactly, borders aside). int8 tensors are calibrated on good images
+filter and a constant border scale is bilinear up-sampling exactly). int8 tensors are calibrated on good images
 only, so each evidence vector carries two constant *anchor* entries (+A, -A): the tensor's range
 then covers scores far above any good image instead of clipping every defect at the good maximum.
 """
@@ -95,10 +95,13 @@ def _upsample(keras, f, factor, name):
                                name=name + "_nearest")(f)
     k1 = np.convolve(np.ones(factor), np.ones(factor)) / factor ** 2  # [1 2 1]/4 for x2
     kernel = np.outer(k1, k1)[:, :, None, None] * np.ones((1, 1, c, 1))
-    conv = keras.layers.DepthwiseConv2D(len(k1), padding="same", use_bias=False, trainable=False, name=name)
+    conv = keras.layers.DepthwiseConv2D(len(k1), padding="same", use_bias=False, trainable=False, name=name + "_smooth")
     out = conv(up)
     conv.set_weights([kernel.astype(np.float32)])
-    return out
+    # zero padding leaves border cells short of weight; the bilinear resize it replaces clamps instead
+    h, w = up.shape[1], up.shape[2]
+    weight = np.convolve(np.ones(h), k1, mode="same")[:, None] * np.convolve(np.ones(w), k1, mode="same")[None, :]
+    return L.GridScale(1.0 / weight, name=name)(out)
 
 
 def build_scorer(extractor, params, name="anomaly_scorer"):
