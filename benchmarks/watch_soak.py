@@ -9,13 +9,18 @@ What it does, twice (a camera-paced run, then a saturated run):
 * logs to a small-rotation JSONL log and checks from the log that every frame is accounted
   for (ok + error + dropped == sent, each frame id exactly once), that the service ran to the
   end, and that RSS (/proc/self/status) grows < 10 % between the first and last quarter;
-* records end-to-end latency (frame read -> line on disk) p50/p95 and sustained frames/s.
+* records end-to-end latency (frame read -> line on disk) p50/p95 and sustained frames/s;
+
+then the faults of issue 19 (benchmarks/watch_soak_faults.py), one run each, with the same
+accounting: ``faults`` (real corrupt frames, an fp32 model truncated and overwritten in place, a
+dead MQTT broker, a hook escaping with setsid), ``reuse`` (file names reused for new parts) and
+``logdisk`` (the result log on a full 64 KiB tmpfs: needs root for the mount).
 
 The model defaults to a tiny int8 224x224 edgeinspect model built in a child process (so this
 process, like a Pi, never imports TensorFlow); pass ``--model RUN/export/model_int8.tflite``
 for a real one.
 
-    python -m benchmarks.watch_soak [--model M] [--frames 2000] [--fps 50]
+    python -m benchmarks.watch_soak [--model M] [--fp32-model M] [--frames 2000] [--fps 50] [--only faults]
 """
 from __future__ import annotations
 
@@ -45,14 +50,15 @@ def rss_mb():
     return float("nan") if mb is None else mb
 
 
-def tiny_model(out_dir):
+def tiny_model(out_dir, variant="int8"):
     code = ("import sys; from tests.fixtures.edge import make_tiny_tflite; "
-            "print(make_tiny_tflite('classifier', sys.argv[1], 'int8', size=224, name='soak_int8_224.tflite'))")
+            "print(make_tiny_tflite('classifier', sys.argv[1], sys.argv[2], size=224, "
+            "name=f'soak_{sys.argv[2]}_224.tflite'))")
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
-    out = subprocess.run([sys.executable, "-c", code, str(out_dir)], cwd=ROOT, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", code, str(out_dir), variant], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=300)
     if out.returncode != 0:
-        raise SystemExit(f"could not build the tiny int8 model: {out.stderr[-1500:]}")
+        raise SystemExit(f"could not build the tiny {variant} model: {out.stderr[-1500:]}")
     return Path(out.stdout.strip().splitlines()[-1])
 
 
@@ -154,6 +160,25 @@ def soak_run(name, video, model_src, work, frames, fps, drop, queue, faults):
     return res
 
 
+def fault_runs(video, model, fp32, work, frames):
+    """The issue-19 faults (benchmarks/watch_soak_faults.py), one run each."""
+    from benchmarks.watch_soak_faults import faults_run, logdisk_run, reuse_run
+    from tests.fixtures.watch import free_port
+
+    fp32_bytes = Path(fp32).read_bytes()
+    overwrite = retagged(fp32_bytes, "soak-overwritten-in-place")
+    out = {}
+    for name, run in (("faults", lambda: faults_run(video, fp32_bytes, overwrite, work, frames, free_port())),
+                      ("reuse", lambda: reuse_run(model, work)),
+                      ("logdisk", lambda: logdisk_run(model, video, work, frames))):
+        print(f"run {name} ...", flush=True)
+        out[name] = r = run()
+        print(f"  {r['mode']}: " + ", ".join(f"{k} {r.get(k)}" for k in ("ok", "error", "dropped", "sent", "accounted",
+                                                                         "each_frame_once", "died", "passed")),
+              flush=True)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="int8 .tflite (default: build a tiny int8 224x224 edgeinspect model)")
@@ -161,6 +186,9 @@ def main(argv=None):
     ap.add_argument("--width", type=int, default=160)
     ap.add_argument("--height", type=int, default=120)
     ap.add_argument("--fps", type=float, default=50.0, help="camera pace of the first run")
+    ap.add_argument("--fp32-model", help="fp32 .tflite truncated in place in the faults run (default: a tiny one)")
+    ap.add_argument("--only", choices=("all", "faults"), default="all",
+                    help="faults: only the issue-19 fault runs (faults, reuse, logdisk)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
 
@@ -175,12 +203,14 @@ def main(argv=None):
         else:
             model = tiny_model(work)
             model_desc = "tiny edgeinspect int8 classifier, 224x224 input (tests.fixtures.edge.make_tiny_tflite)"
-        print(f"model: {model_desc} ({time.monotonic() - t:.1f} s to prepare)", flush=True)
+        fp32 = Path(args.fp32_model).resolve() if args.fp32_model else tiny_model(work, "fp32")
+        print(f"model: {model_desc}; fp32 model {fp32} ({time.monotonic() - t:.1f} s to prepare)", flush=True)
         video = make_video(work / "soak.avi", n=args.frames, size=(args.width, args.height), fps=args.fps or 30)
         n = args.frames
         faults = {"corrupt": set(range(97, n, 97)), "disconnect_at": {int(n * 0.55): 3}}
         runs = {}
-        for name, fps, drop in (("paced", args.fps, "oldest"), ("saturated", 0.0, "none")):
+        plain = (("paced", args.fps, "oldest"), ("saturated", 0.0, "none")) if args.only == "all" else ()
+        for name, fps, drop in plain:
             print(f"run {name}: {n} frames {args.width}x{args.height}, {len(faults['corrupt'])} corrupt, "
                   f"1 disconnect (3 failed reads), model swap at 40 %, broken model at 70 % ...", flush=True)
             runs[name] = soak_run(name, video, model, work, n, fps, drop, 8,
@@ -188,11 +218,16 @@ def main(argv=None):
             r = runs[name]
             print(f"  {r['mode']}: ok {r['ok']} + error {r['error']} + dropped {r['dropped']} = {r['log_items']} "
                   f"(sent {r['sent']}) accounted={r['accounted']} once={r['each_frame_once']} died={r['died']}", flush=True)
+        runs.update(fault_runs(video, model, fp32, work, n))
 
     out = {
         "benchmark": "watch_soak", "model": model_desc, "frames": n, "video": f"MJPG .avi {args.width}x{args.height}",
         "faults": {"corrupt_frames": len(faults["corrupt"]), "disconnects": 1, "failed_reads": 3,
-                   "model_swap_at": 0.4, "broken_model_at": 0.7},
+                   "model_swap_at": 0.4, "broken_model_at": 0.7,
+                   "issue_19": "faults: real corrupt MJPG frames every 61st, disconnect at 60 %, fp32 model truncated in "
+                               "place at 30 % and overwritten in place at 45 %, MQTT to a port without a broker, "
+                               "on-defect hook escaping with setsid; reuse: 150 parts into 10 reused file names; "
+                               "logdisk: result log on a 64 KiB tmpfs, stop + archive + restart until the clip ends"},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "created": utc_stamp(),
         "runs": runs, "passed": all(r["passed"] for r in runs.values()),
@@ -202,7 +237,7 @@ def main(argv=None):
     w = max(len(c) for c in cols) + 2
     print("\n" + f"{'run':<10}" + "".join(f"{c:>{w}}" for c in cols))
     for name, r in runs.items():
-        print(f"{name:<10}" + "".join(f"{str(r[c]):>{w}}" for c in cols))
+        print(f"{name:<10}" + "".join(f"{str(r.get(c, '-')):>{w}}" for c in cols))
     from edge.atomic import atomic_write_json
 
     atomic_write_json(args.out, out)

@@ -425,7 +425,7 @@ def test_mqtt_without_a_broker_says_so_and_counts_nothing_as_published(tmp_path,
 
 
 def test_network_stream_that_dies_mid_run_is_reconnected_and_every_frame_accounted(tmp_path, tiny_classifier_tflite):
-    # A network camera (HTTP MJPEG on 127.0.0.1; no RTSP server is installable here) loses power
+    # A network camera (HTTP MJPEG on 127.0.0.1; RTSP: tests/integration/test_watch_rtsp.py) loses power
     # mid-run and comes back: the service retries with back-off, logs the gap, never dies.
     from tests.fixtures.watch import MjpegServer
 
