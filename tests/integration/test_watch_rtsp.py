@@ -9,18 +9,9 @@ import time
 from edge.watch.log import read_log
 from tests.fixtures.common import ROOT
 from tests.fixtures.rtsp import RtspCamera
-from tests.fixtures.watch import free_port, make_video
+from tests.fixtures.watch import free_port, make_video, wait_until
 
 
-def _wait(pred, proc, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"watch died with exit code {proc.returncode}: {proc.stderr.read()[-1500:]}"
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _records(log):
@@ -49,15 +40,15 @@ def test_rtsp_camera_that_loses_power_is_reconnected_with_backoff_and_every_fram
                              "--source", cam.url, "--log", str(log), "-q"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: _ok(log) >= 30, proc, 30, "frames before the outage")
+        wait_until(lambda: _ok(log) >= 30, 30, "frames before the outage", proc=proc, step=0.05)
         cam.stop()  # power cut: encoder killed, connection reset, port closed
-        _wait(lambda: _events(log, "source_disconnected"), proc, 15, "the disconnect")
+        wait_until(lambda: _events(log, "source_disconnected"), 15, "the disconnect", proc=proc, step=0.05)
         time.sleep(2.0)  # down for a while: reconnect attempts are refused, back-off grows
         before = _ok(log)
         downs_while_off = len(_events(log, "source_disconnected"))
         cam.start()  # the camera boots again on the same port
-        _wait(lambda: _events(log, "source_reconnected"), proc, 20, "the reconnect")
-        _wait(lambda: _ok(log) >= before + 30, proc, 20, "frames inspected after the outage")
+        wait_until(lambda: _events(log, "source_reconnected"), 20, "the reconnect", proc=proc, step=0.05)
+        wait_until(lambda: _ok(log) >= before + 30, 20, "frames inspected after the outage", proc=proc, step=0.05)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)

@@ -16,17 +16,9 @@ from edge.watch.log import read_log
 from edge.watch.service import Service, WatchConfig
 from edge.watch.sources import VideoSource
 from tests.fixtures.common import ROOT
-from tests.fixtures.watch import GREY, RED, FaultySource, free_port, make_video, run_in_thread, write_png
+from tests.fixtures.watch import GREY, RED, FaultySource, free_port, make_video, run_in_thread, wait_until, write_png
 
 
-def _wait(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _items(log):
@@ -62,7 +54,7 @@ def test_folder_service_partial_file_rejects_metrics_and_restart(tmp_path, tiny_
                       metrics_port=0, poll=0.02, settle_timeout=0.5, quiet=True)
     svc = Service(cfg)
     t, box = run_in_thread(svc)
-    _wait(lambda: len(_items(log)) == 1, what="first file")
+    wait_until(lambda: len(_items(log)) == 1, what="first file")
     # A camera writing a file slowly: half a PNG must not be inspected.
     full = write_png(tmp_path / "b.png", GREY, size=(96, 128)).read_bytes()
     (cam / "b_grey.png").write_bytes(full[: len(full) // 2])
@@ -70,7 +62,7 @@ def test_folder_service_partial_file_rejects_metrics_and_restart(tmp_path, tiny_
     assert len(_items(log)) == 1
     (cam / "b_grey.png").write_bytes(full)
     (cam / "c_bad.png").write_bytes(b"not a png at all")
-    _wait(lambda: len(_items(log)) == 3, what="b and c")
+    wait_until(lambda: len(_items(log)) == 3, what="b and c")
     port = svc.sinks.get("metrics").port
     assert (_metric(port, "edgeinspect_passed_total"), _metric(port, "edgeinspect_failed_total"),
             _metric(port, "edgeinspect_errors_total")) == (1, 1, 1)
@@ -156,18 +148,18 @@ def test_model_swap_mid_run_and_broken_replacement_keeps_old_model(tmp_path, tin
     t, box = run_in_thread(svc)
     for i in range(3):
         write_png(cam / f"a{i}.png", RED)
-    _wait(lambda: len(_items(log)) == 3, what="first batch")
+    wait_until(lambda: len(_items(log)) == 3, what="first batch")
     # 'edgeinspect export' replaces the file by atomic rename
     atomic_write_bytes(model, (tiny_models_dir / "tiny_classifier_fp32.tflite").read_bytes())
-    _wait(lambda: _events(log, "model_reloaded"), what="reload")
+    wait_until(lambda: _events(log, "model_reloaded"), what="reload")
     for i in range(3):
         write_png(cam / f"b{i}.png", RED)
-    _wait(lambda: len(_items(log)) == 6, what="second batch")
+    wait_until(lambda: len(_items(log)) == 6, what="second batch")
     atomic_write_bytes(model, b"TFL3 this is not a model")
-    failed = _wait(lambda: _events(log, "model_reload_failed"), what="reload failure")
+    failed = wait_until(lambda: _events(log, "model_reload_failed"), what="reload failure")
     assert "model.tflite" in failed[0]["error"]
     write_png(cam / "c0.png", GREY)
-    _wait(lambda: len(_items(log)) == 7, what="after broken model")
+    wait_until(lambda: len(_items(log)) == 7, what="after broken model")
     summary = _stop(svc, t, box)
     shas = [r["model_sha"] for r in _items(log)]
     second_sha = _events(log, "model_reloaded")[0]["model_sha"]
@@ -195,7 +187,7 @@ def test_mqtt_events_reach_a_real_broker(tmp_path, tiny_classifier_tflite, watch
         svc = Service(cfg)
         svc.sinks.get("mqtt").connected.wait(5)
         summary = svc.run(install_signals=False)
-        _wait(lambda: len([m for m in got if m[0] == "test/line1"]) == 30, what="30 MQTT events")
+        wait_until(lambda: len([m for m in got if m[0] == "test/line1"]) == 30, what="30 MQTT events")
     finally:
         sub.loop_stop()
         sub.disconnect()
@@ -237,7 +229,7 @@ def test_sigterm_stops_cleanly_with_summary(tmp_path, tiny_classifier_tflite):
                              "--source", str(cam), "--log", str(log), "--poll", "0.05", "--status-every", "0.2"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: log.exists() and len(_items(log)) == 2, timeout=30, what="two results")
+        wait_until(lambda: log.exists() and len(_items(log)) == 2, timeout=30, what="two results")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
     finally:
@@ -274,7 +266,7 @@ def test_mqtt_sink_reconnects_and_delivers_what_was_queued_while_the_broker_was_
         sub.connect("127.0.0.1", port)
         sub.loop_start()
         assert ready.wait(5)
-        _wait(lambda: len(got) == 3, timeout=15, what="queued messages after reconnect")
+        wait_until(lambda: len(got) == 3, timeout=15, what="queued messages after reconnect")
         assert sorted(got) == ["f0", "f1", "f2"] and sink.connected.is_set()
         sub.loop_stop()
         sub.disconnect()
@@ -381,19 +373,19 @@ def test_fp32_model_truncated_and_overwritten_in_place_mid_run_keeps_the_service
     proc = _watch_proc(tmp_path, model, cam, log)
     try:
         write_png(cam / "a0.png", RED)
-        _wait(lambda: log.exists() and len(_items(log)) == 1, timeout=30, what="first result")
+        wait_until(lambda: log.exists() and len(_items(log)) == 1, timeout=30, what="first result")
         with open(model, "r+b") as f:
             f.truncate(0)  # ': > model.tflite'
         for i in range(1, 4):
             write_png(cam / f"a{i}.png", RED if i % 2 else GREY)
             time.sleep(0.15)
-        _wait(_alive(proc, lambda: len(_items(log)) == 4), timeout=20, what="results after truncation")
-        _wait(_alive(proc, lambda: _events(log, "model_reload_failed")), timeout=10, what="reload failure")
+        wait_until(_alive(proc, lambda: len(_items(log)) == 4), timeout=20, what="results after truncation")
+        wait_until(_alive(proc, lambda: _events(log, "model_reload_failed")), timeout=10, what="reload failure")
         with open(model, "wb") as f:  # an scp-style overwrite of the same inode with another model
             f.write((tiny_models_dir / "tiny_classifier_int8.tflite").read_bytes())
-        _wait(_alive(proc, lambda: _events(log, "model_reloaded")), timeout=10, what="reload of the overwritten model")
+        wait_until(_alive(proc, lambda: _events(log, "model_reloaded")), timeout=10, what="reload of the overwritten model")
         write_png(cam / "b0.png", RED)
-        _wait(_alive(proc, lambda: len(_items(log)) == 5), timeout=20, what="result from the new model")
+        wait_until(_alive(proc, lambda: len(_items(log)) == 5), timeout=20, what="result from the new model")
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
@@ -416,7 +408,7 @@ def test_mqtt_without_a_broker_says_so_and_counts_nothing_as_published(tmp_path,
     cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(watch_video), log=str(log),
                       mqtt=f"127.0.0.1:{free_port()}", quiet=True)
     svc = Service(cfg)
-    _wait(lambda: _events(log, "mqtt_unreachable"), what="the unreachable-broker event")
+    wait_until(lambda: _events(log, "mqtt_unreachable"), what="the unreachable-broker event")
     summary = svc.run(install_signals=False)
     assert summary["ok"] == 30
     assert summary["mqtt"] == {"published": 0, "failed": 0, "unsent": 30}
@@ -436,14 +428,14 @@ def test_network_stream_that_dies_mid_run_is_reconnected_and_every_frame_account
     assert svc.drop == "oldest"  # a live source: the newest frame matters
     t, box = run_in_thread(svc)
     try:
-        _wait(lambda: len(_items(log)) >= 15, what="frames before the outage")
+        wait_until(lambda: len(_items(log)) >= 15, what="frames before the outage")
         cam.stop()
-        _wait(lambda: _events(log, "source_disconnected"), what="the disconnect")
+        wait_until(lambda: _events(log, "source_disconnected"), what="the disconnect")
         time.sleep(0.8)  # down for a while: several reconnect attempts fail
         before = len(_items(log))
         cam.start()
-        _wait(lambda: _events(log, "source_reconnected"), what="the reconnect")
-        _wait(lambda: len(_items(log)) >= before + 15, what="frames after the outage")
+        wait_until(lambda: _events(log, "source_reconnected"), what="the reconnect")
+        wait_until(lambda: len(_items(log)) >= before + 15, what="frames after the outage")
         assert t.is_alive() and "error" not in box
     finally:
         summary = _stop(svc, t, box)
