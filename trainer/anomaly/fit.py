@@ -211,26 +211,16 @@ def train_anomaly(cfg, echo=None) -> Path:
                                        "raw_threshold": params["t"], "raw_scale": params["s"],
                                        "fit_images": len(fit_files),
                                        "fit_patches": n_patches, "fit_seconds": round(fit_seconds, 2)}})
-    atomic_write_json(run_dir / "calibration.json", _jsonable(cal))
+    atomic_write_json(run_dir / "calibration.json", cal)
     echo(f"run folder: {run_dir}")
     return run_dir
-
-
-def _jsonable(d):
-    if isinstance(d, dict):
-        return {k: _jsonable(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_jsonable(v) for v in d]
-    if isinstance(d, np.generic):
-        return d.item()
-    return d
 
 
 def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
     from trainer.evaluate import NO_TEST, per_type_line, shout
     from trainer.metrics import binary_report, format_report, per_type_recall
 
-    out = {"threshold": 0.5, "calibration": _jsonable(cal), "threshold_policy": "good-only"}
+    out = {"threshold": 0.5, "calibration": cal, "threshold_policy": "good-only"}
     warnings = []
     if "warning" in cal:  # a limit of the data, said once, not an alarm about the model
         echo(f"note: threshold: {cal['warning']}")
