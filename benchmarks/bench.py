@@ -177,6 +177,13 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARM
             ref_pred=None if v == ref else ref_pred,
             ref_scores=None if ref is None or v == ref else raw[ref]["scores"],
             pred_types=r.get("pred_types"))
+        if r.get("maps") is not None and ts.files:
+            from trainer.pixel_metrics import format_pixel, pixel_report
+
+            pixel = pixel_report(r["maps"], ts.files, ts.root, ts.size)
+            if pixel:
+                rows[v]["accuracy"]["pixel"] = pixel
+                say(f"{title(v)}: {format_pixel(pixel)}")
     alerts = collect_alerts(rows) + export_alerts(run_dir)
     result = {
         "schema": SCHEMA,
