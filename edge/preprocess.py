@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+ASPECT = "stretch"  # the whole field of view, never a crop (camera sources rely on it)
 # Inside the model graph (trainer.model); recorded here so metadata can say it.
 SCALE = 1.0 / 127.5
 OFFSET = -1.0
@@ -158,7 +159,7 @@ def describe(size) -> dict:
         "resize": "bilinear (Pillow) under 2x the target; else box-halve each axis while >= 2x, then "
                   "2-tap bilinear (INTER_LINEAR_EXACT)",
         "reducing_gap": 2.0,
-        "aspect": "stretch",
+        "aspect": ASPECT,
         "jpeg_draft": True,
         "in_graph_scale": SCALE,
         "in_graph_offset": OFFSET,
