@@ -39,6 +39,7 @@ class VideoSource:
         self.prefix = "camera" if self.kind == "camera" else "video"
         self.realtime_fps = realtime_fps
         self.cap = None
+        self._cv2 = None
         self.pos = 0  # frames delivered so far = next frame number (kept across reopen)
         self.fps = None
         self.frame_count = None
@@ -49,6 +50,7 @@ class VideoSource:
     def open(self):
         cv2 = require_optional("cv2", "camera", "video, stream and camera sources", "OpenCV", SourceError)
         self.close()
+        self._cv2 = cv2
         cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
@@ -111,7 +113,7 @@ class VideoSource:
         self.pos += 1
         item = Item(source_id=f"{self.prefix}:{n}", t_in=t_in)
         try:
-            item.rgb = frame_to_rgb(frame)
+            item.rgb = frame_to_rgb(frame, self._cv2)
         except ValueError as exc:
             item.error = f"{self.id}: frame {n}: {exc}"
         if self._failed:
