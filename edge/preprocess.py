@@ -143,11 +143,6 @@ def to_model_input(image, size, use_opencv=None) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def resize_image(img: Image.Image, size) -> Image.Image:
-    """Resize an RGB PIL image to ``size`` (int or (h, w)) exactly as training did."""
-    return Image.fromarray(to_model_input(img, size))
-
-
 def describe(size) -> dict:
     """Preprocessing facts, written next to every run and into model metadata."""
     h, w = as_hw(size)
