@@ -232,7 +232,9 @@ class Service:
             except Exception:
                 pass  # a live source that is down at start: the reader retries with back-off
             self.event("start", model=self.model_path, model_version=self.model.meta.get("model_version"),
-                       model_sha=self.model_sha, task=getattr(self.model, "task", None), source=self.source.id,
+                       model_sha=self.model_sha, task=getattr(self.model, "task", None),
+                       backend=getattr(self.model, "backend", None),
+                       backend_choice=getattr(self.model, "backend_choice", None) or None, source=self.source.id,
                        source_kind=self.source_kind, drop=self.drop, queue=self.qmax,
                        skipped_existing=getattr(self.source, "skipped_existing", 0), pid=os.getpid())
             reader = threading.Thread(target=self.feed.run, name="edgeinspect-reader", daemon=True)

@@ -51,3 +51,21 @@ def test_prometheus_has_one_histogram_per_stage(model):
             assert f'edgeinspect_stage_latency_seconds_count{{stage="{stage}"}} 1.0' in text
     finally:
         m.close()
+
+
+def test_watch_logs_the_backend_fastest_chose_and_sums_up_the_stages(tmp_path, tiny_classifier_tflite):
+    pytest.importorskip("openvino")
+    from PIL import Image
+
+    from edge.watch.log import read_log
+    from edge.watch.service import Service, WatchConfig
+
+    cam, log = tmp_path / "cam", tmp_path / "r.jsonl"
+    cam.mkdir()
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(cam / "part.png")
+    cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(cam), log=str(log), backend="fastest",
+                      quiet=True, max_items=1, poll=0.02)
+    summary = Service(cfg).run(install_signals=False)
+    start = next(r for r in read_log(log) if r.get("event") == "start")
+    assert start["backend"] in ("litert", "openvino") and start["backend_choice"].endswith(f"-> {start['backend']}")
+    assert set(summary["stages_ms"]) == set(STAGES) and summary["stages_ms"]["invoke"]["p50"] > 0
