@@ -65,3 +65,13 @@ def test_backend_names():
     assert normalize_backend("OpenVINO") == "openvino" and normalize_backend("fastest") == "fastest"
     with pytest.raises(BackendError, match="openvino"):
         normalize_backend("onnx")
+
+
+def test_tflite_graph_reads_each_tensors_quantization_like_litert(pair):
+    from edge.tflite_graph import parse_graph
+
+    lite, _ = pair
+    g = parse_graph(CPU)
+    for d, ti in zip(lite._it.get_output_details() + lite._it.get_input_details(), g["outputs"] + g["inputs"]):
+        scale, zero = g["tensors"][ti]["quantization"]
+        assert scale == pytest.approx(d["quantization"][0]) and zero == d["quantization"][1]
