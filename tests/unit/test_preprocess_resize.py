@@ -69,3 +69,14 @@ def test_constant_frames_stay_constant_and_bad_arrays_are_refused():
     assert (to_model_input(a, (96, 128)) == (10, 200, 30)).all()
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         to_model_input(np.zeros((10, 10), np.float32), 4)
+
+
+def test_random_shapes_agree_bit_for_bit():
+    pytest.importorskip("cv2")
+    rng = np.random.default_rng(18)
+    for _ in range(25):
+        h, w = (int(v) for v in rng.integers(1, 1400, 2))
+        size = (int(rng.integers(1, 300)), int(rng.integers(1, 300)))
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        assert np.array_equal(to_model_input(a, size, use_opencv=True), to_model_input(a, size, use_opencv=False)), \
+            (h, w, size)
