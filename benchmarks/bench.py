@@ -109,7 +109,7 @@ def find_variants(run_dir, variants=None):
 
 def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARMUP, n_boot=N_BOOT, litert_benchmark=True,
               progress=True, threads=None, cold=True, keras_repeats=None, limit=None, compare_to=None,
-              write=True, backends=True) -> dict:
+              write=True, backends=True, backend=None) -> dict:
     """Benchmark every variant of ``run_dir``; writes RUN/bench/ (or out_dir) and returns the result dict."""
     say = as_progress(progress)
     run_dir = Path(run_dir)
@@ -135,7 +135,7 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARM
             r = bench_keras(run_dir, info, ts, warmup, keras_repeats or max(10, repeats // 3), say)
             thr = threshold
         else:
-            model = edge_model(path, threads)
+            model = edge_model(path, threads, backend)
             if VARIANT[v].source == "compile" and not model.on_edgetpu:
                 skipped[v] = "no Edge TPU on this machine (libedgetpu delegate or device missing); " + \
                     "; ".join(model.notes)[:200]
