@@ -14,20 +14,20 @@ model; each failure is kept and reported if nothing works.
 ``openvino`` (edge/openvino_backend.py, the ``openvino`` extra) runs the same
 file on OpenVINO's CPU plugin; it is never picked by ``auto``, only by name or
 by ``fastest``: every installed TFLite-file backend but TensorFlow builds the
-model, a short interleaved self-benchmark picks the quickest, and the choice is
-logged (``Loaded.notes``).
+model, a short interleaved self-benchmark picks the quickest, and the timings are
+logged and kept in ``Loaded.choice``.
 """
 from __future__ import annotations
 
 import contextlib
-import logging
-import statistics
-import time
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
+import statistics
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
