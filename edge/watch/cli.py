@@ -45,7 +45,8 @@ flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/option
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=D("metrics_port"), help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-host", default=D("metrics_host"), show_default=True, help="Address for /metrics (0.0.0.0 exposes it).")
 @click.option("--drift-window", type=click.IntRange(1), default=D("drift_window"), show_default=True, help="N for the score-drift gauge.")
-@click.option("--backend", default=D("backend"), help="Interpreter: litert, tflite-runtime or tensorflow (default: first that works).")
+@click.option("--backend", default=D("backend"), help="Interpreter: litert, tflite-runtime, tensorflow, openvino, or fastest (a short self-benchmark at "
+              "load, logged); default: first that works.")
 @click.option("--threads", type=click.IntRange(1, 256), default=D("threads"), help="Interpreter threads.")
 @click.option("--device", default=D("device"), help="Edge TPU device (e.g. usb, pci:0).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=D("labels"), help="Labels file for a plain classifier without metadata.")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+STAGES = ("preprocess", "invoke", "postprocess")  # EdgeModel's Prediction.stages_ms
+
 
 def _elapsed(svc):
     return time.monotonic() - (svc.t_start or time.monotonic())
@@ -13,8 +15,11 @@ def status_line(svc):
     el = max(_elapsed(svc), 1e-9)
     p50, p95 = svc.latency.pct(50, 1000), svc.latency.pct(95, 1000)
     lat = f"{p50:.1f}/{p95:.1f} ms" if p50 is not None else "-"
+    stages = [svc.stages[k].pct(50, 1000) for k in STAGES]
+    split = "/".join(f"{v:.1f}" for v in stages) + " ms" if None not in stages else "-"
     return (f"watch {svc.source_kind}: {(c['ok'] + c['errors']) / el:.1f}/s  pass {c['passed']}  "
-            f"fail {c['failed']}  err {c['errors']}  drop {c['dropped']}  p50/p95 {lat}  q {len(svc.feed)}")
+            f"fail {c['failed']}  err {c['errors']}  drop {c['dropped']}  p50/p95 {lat}  "
+            f"pre/inv/post {split}  q {len(svc.feed)}")
 
 
 class StatusLine:
@@ -60,6 +65,7 @@ def summary(svc):
         "rate_per_s": round((c["ok"] + c["errors"]) / el, 3) if el > 0 else None,
         "latency_ms": {"p50": rnd(svc.latency.pct(50)), "p95": rnd(svc.latency.pct(95))},
         "e2e_ms": {"p50": rnd(svc.e2e.pct(50)), "p95": rnd(svc.e2e.pct(95))},
+        "stages_ms": {k: {"p50": rnd(svc.stages[k].pct(50)), "p95": rnd(svc.stages[k].pct(95))} for k in STAGES},
         "e2e_durable_ms": {"p50": rnd(svc.e2e_durable.pct(50)), "p95": rnd(svc.e2e_durable.pct(95))},
         "model_sha": svc.model_sha, "log": str(svc.log.path) if svc.log.path else None,
         "log_lines": svc.log.lines, "log_rotations": svc.log.rotations,
