@@ -72,6 +72,9 @@ class LineState:
                      "image": os.path.basename(src) if os.sep in src else src, "source": src,
                      "time": record.get("time") or "", "latency_ms": record.get("latency_ms")}
 
+    def latencies(self):
+        return np.fromiter(self._lat, np.float64)
+
     def latency_p50(self):
         return float(np.median(np.fromiter(self._lat, np.float64))) if self._lat else 0.0
 

@@ -36,6 +36,15 @@ class UiError(EdgeInspectError):
     pass
 
 
+def _keepable(rgb):
+    """The frame, or for a big one a strided copy at about twice the heat-map size: 18 full-HD frames kept
+    for the page would hold >100 MB on a Pi, a strided copy costs a fraction of a millisecond."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or not rgb.size:
+        return None
+    k = -(-max(rgb.shape[:2]) // (2 * HEAT_PX))
+    return rgb if k <= 1 else np.ascontiguousarray(rgb[::k, ::k])
+
+
 class _Shown:
     """One result on the page: its record fields plus what is needed to draw it later."""
 
@@ -90,8 +99,7 @@ class LivePage(BaseSink):
             info = {k: record.get(k) for k in ("time", "status", "verdict", "score", "type", "type_prob", "latency_ms",
                                                "e2e_ms", "error", "reject")}
             info["image"] = self.line.last["image"]
-            rgb = getattr(item, "rgb", None)
-            rgb = rgb if isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.size else None
+            rgb = _keepable(getattr(item, "rgb", None))
             amap = getattr(prediction, "anomaly_map", None) if prediction is not None else None
             shown = _Shown(seq, info, rgb, getattr(item, "path", None), amap, self.line.model["threshold"])
             self.recent.append(shown)
@@ -128,13 +136,13 @@ class LivePage(BaseSink):
             drift = {"drift": round(self.drift.drift, 6), "recent_mean": round(self.drift.recent_mean, 6),
                      "window": self.drift.window, "baseline_ready": len(self.drift.baseline) >= self.drift.window}
             version = self.version
-            lat = list(self.line._lat)
+            lat = self.line.latencies()
         return {"version": version, "time": now_iso(), "uptime_s": round(now - self._t0, 1), "state": snap["state"],
                 "counts": {k: snap[k] for k in ("sequence", "inspected", "passed", "defective_count", "errors",
                                                 "dropped")},
                 "rate_per_s": round(recent_n / span, 2),
-                "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 2) if lat else None,
-                               "p95": round(float(np.percentile(lat, 95)), 2) if lat else None},
+                "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+                               "p95": round(float(np.percentile(lat, 95)), 2) if lat.size else None},
                 "model": {k: snap[k] for k in ("model_name", "model_version", "model_task", "threshold")},
                 "drift": drift, "recent": recent, "rejects": rejects}
 
