@@ -158,6 +158,7 @@ def plant_run(name, video, model_src, work, frames, fps, sinks, mqtt=None, witho
             done.wait(0.1)
 
     th = threading.Thread(target=sampler, daemon=True)
+    load_start = os.getloadavg()[0]
     t0 = time.monotonic()
     th.start()
     died = None
@@ -199,6 +200,9 @@ def plant_run(name, video, model_src, work, frames, fps, sinks, mqtt=None, witho
         "e2e_ms_p95_good": _p95([r["e2e_ms"] for r in items if r.get("verdict") == "good"]),
         "e2e_ms_p95_defective": _p95([r["e2e_ms"] for r in items if r.get("verdict") == "defective"]),
         "sustained_fps": round(judged / wall, 1), "wall_s": round(wall, 2),
+        # The machine is shared: its load says how much of a stall (dropped frames, p95) is other work.
+        "loadavg_1m_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "dropped_frames": [int(r["source"].split(":")[1]) for r in items if r["status"] == "dropped"][:50],
         "sink_errors": summary.get("sink_errors") or {},
     }
     checks = {"accounted": res["accounted"], "each_frame_once": res["each_frame_once"],

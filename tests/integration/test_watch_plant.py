@@ -67,6 +67,7 @@ def test_opcua_client_reads_and_subscribes_and_values_follow_the_log(tmp_path, t
     async def client():
         async with Client(url, timeout=10) as c:
             ns = await c.get_namespace_index(NAMESPACE)
+            assert ns == 1  # the README: ns=1;s=edgeinspect.Verdict
             node = lambda name: c.get_node(f"ns={ns};s=edgeinspect.{name}")  # noqa: E731
             obj = c.get_node(f"ns={ns};s=edgeinspect")
             names = {(await ch.read_browse_name()).Name for ch in await obj.get_children()}
@@ -376,3 +377,21 @@ def test_live_page_token(tmp_path, tiny_classifier_tflite):
         assert err.value.code == 501
     finally:
         _stop(svc, t, box)
+
+
+def test_a_port_in_use_is_one_line_naming_the_option(tmp_path, tiny_classifier_tflite):
+    import socket
+
+    from edge.errors import EdgeInspectError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        for flag in ("opcua_port", "modbus_port", "ui_port"):
+            cfg = WatchConfig(model=str(tiny_classifier_tflite), source=str(tmp_path), quiet=True, **{flag: port})
+            with pytest.raises(EdgeInspectError) as err:
+                Service(cfg)
+            msg = str(err.value)
+            assert msg.startswith(f"--{flag.replace('_', '-')} {port}: cannot listen on 127.0.0.1:{port}") \
+                and "\n" not in msg, msg

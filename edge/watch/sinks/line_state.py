@@ -15,7 +15,7 @@ import numpy as np
 
 # Modbus verdict codes; OPC UA carries the same as text.
 VERDICT_CODES = {None: 0, "good": 1, "defective": 2, "error": 3}
-STATES = ("starting", "running", "stopping", "stopped")
+STATES = ("starting", "running", "stopped")
 
 
 def model_info(model, path):

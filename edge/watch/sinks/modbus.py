@@ -35,7 +35,7 @@ REGISTERS = (
     (11, 2, "errors", "uint32: items that could not be inspected"),
     (13, 2, "dropped", "uint32: frames dropped because inference was slower than the camera"),
     (15, 1, "latency_p50_x10", "median inference time of the last 1000 parts, 0.1 ms units"),
-    (16, 1, "state", "service state: 0 starting, 1 running, 2 stopping, 3 stopped"),
+    (16, 1, "state", "service state: 0 starting, 1 running, 2 stopped"),
     (17, 1, "threshold_x1000", "the model's decision threshold x 1000"),
 )
 N_REGISTERS = 18

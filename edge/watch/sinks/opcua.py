@@ -45,8 +45,15 @@ NODES = (
     ("ModelName", "String", "model_name", "the model in use (training run name, else the file name)"),
     ("ModelVersion", "String", "model_version", "its model_version metadata"),
     ("Threshold", "Double", "threshold", "its decision threshold"),
-    ("State", "String", "state", "service state: starting, running, stopping, stopped"),
+    ("State", "String", "state", "service state: starting, running, stopped"),
 )
+
+
+def format_nodes() -> str:
+    """The node list as a Markdown table (the README's)."""
+    lines = ["| node id (ns = urn:edgeinspect:watch) | type | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `edgeinspect.{name}` | {vtype} | {meaning} |" for name, vtype, _, meaning in NODES]
+    return "\n".join(lines)
 
 
 class OpcUaError(EdgeInspectError):
