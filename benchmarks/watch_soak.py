@@ -16,11 +16,15 @@ accounting: ``faults`` (real corrupt frames, an fp32 model truncated and overwri
 dead MQTT broker, a hook escaping with setsid), ``reuse`` (file names reused for new parts) and
 ``logdisk`` (the result log on a full 64 KiB tmpfs: needs root for the mount).
 
+and the issue-15 runs (benchmarks/watch_soak_plant.py, ``--only plant`` writes
+``results/watch_soak_plant.json``): the same clip at 20 fps without sinks, with every sink on (OPC UA, Modbus,
+webhook, live page, MQTT, metrics, rejects, hook, each read by a real client) and with all but ``--rejects``.
+
 The model defaults to a tiny int8 224x224 edgeinspect model built in a child process (so this
 process, like a Pi, never imports TensorFlow); pass ``--model RUN/export/model_int8.tflite``
 for a real one.
 
-    python -m benchmarks.watch_soak [--model M] [--fp32-model M] [--frames 2000] [--fps 50] [--only faults]
+    python -m benchmarks.watch_soak [--model M] [--fp32-model M] [--frames 2000] [--fps 50] [--only faults|plant]
 """
 from __future__ import annotations
 

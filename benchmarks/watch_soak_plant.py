@@ -123,7 +123,7 @@ def _p95(values):
 
 
 def plant_run(name, video, model_src, work, frames, fps, sinks, mqtt=None, without=()):
-    from benchmarks.watch_soak import rss_mb
+    from benchmarks.timing import proc_status_mb
     from edge.watch.log import read_log
     from edge.watch.service import Service, WatchConfig
     from edge.watch.sources import VideoSource
@@ -154,7 +154,7 @@ def plant_run(name, video, model_src, work, frames, fps, sinks, mqtt=None, witho
 
     def sampler():
         while not done.is_set():
-            samples.append((svc.counts["sent"], rss_mb()))
+            samples.append((svc.counts["sent"], proc_status_mb("VmRSS") or float("nan")))
             done.wait(0.1)
 
     th = threading.Thread(target=sampler, daemon=True)
