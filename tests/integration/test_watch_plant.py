@@ -371,6 +371,9 @@ def test_live_page_token(tmp_path, tiny_classifier_tflite):
         cookie = headers["Set-Cookie"].split(";")[0]
         assert _get(base + "img/1.jpg", {"Cookie": cookie})[0] == 200  # the page's own image requests
         assert json.loads(_get(base + "api/state", {"Authorization": "Bearer s3cret"})[2])["counts"]["inspected"] == 1
+        head = urllib.request.Request(base + "events", method="HEAD", headers={"Cookie": cookie})
+        with urllib.request.urlopen(head, timeout=5) as r:  # answered at once, not a stream that never ends
+            assert r.status == 200 and r.headers["Content-Type"] == "text/event-stream" and r.read() == b""
         req = urllib.request.Request(base + "api/state?token=s3cret", data=b"{}", method="POST")
         with pytest.raises(urllib.error.HTTPError) as err:  # read-only
             urllib.request.urlopen(req, timeout=5)

@@ -109,6 +109,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, body, "text/html; charset=utf-8", extra)
         elif path == "/api/state":
             self._send(200, json.dumps(srv.page.state(), default=str).encode(), "application/json", extra)
+        elif path == "/events" and self.command == "HEAD":  # the headers only: a HEAD must not stream forever
+            self._send(200, b"", "text/event-stream", extra)
         elif path == "/events":
             self._events()
         elif path == "/favicon.ico":
