@@ -73,6 +73,7 @@ def summary(svc):
         "reject_overlays_missing": rejects.get("overlays_missing", 0),
         "sink_errors": dict(svc.sink_errors),
         "hook": sinks.get("hook"), "mqtt": sinks.get("mqtt"), "log_error": svc.log_error,
+        **{name: sinks.get(name) for name in ("opcua", "modbus", "webhook", "ui")},
     }
 
 
@@ -95,8 +96,27 @@ def format_summary(s):
     if s.get("mqtt"):
         m = s["mqtt"]
         lines.append(f"  mqtt: {m['published']} delivered, {m['unsent']} not delivered (queued), {m['failed']} failed")
+    lines += _plant_lines(s)
     if s.get("log"):
         lines.append(f"  log: {s['log']} ({s['log_lines']} lines this run)")
     if s.get("log_error"):
         lines.append(f"  stopped: {s['log_error']}")
     return "\n".join(lines)
+
+
+def _plant_lines(s):
+    out = []
+    if s.get("opcua"):
+        o = s["opcua"]
+        out.append(f"  opcua: {o['url']}, {o['applied']} updates published, {o['dropped']} superseded, {o['failed']} failed")
+    if s.get("modbus"):
+        m = s["modbus"]
+        out.append(f"  modbus: {m['updates']} updates, {m['reads']} reads served")
+    if s.get("webhook"):
+        w = s["webhook"]
+        out.append(f"  webhook: {w['sent']} sent, {w['failed']} failed, {w['dropped']} dropped (queue full), "
+                   f"{w['unsent']} unsent, {w['retries']} retries")
+    if s.get("ui"):
+        u = s["ui"]
+        out.append(f"  live page: {u['url']}, {u['requests']} requests")
+    return out

@@ -147,7 +147,8 @@ def test_every_sink_module_implements_the_protocol():
 
     from edge.watch.sinks import MODULES, Sink
 
-    classes = {"rejects": "RejectStore", "prometheus": "Metrics", "mqtt": "MqttSink", "hook": "HookRunner"}
+    classes = {"rejects": "RejectStore", "prometheus": "Metrics", "mqtt": "MqttSink", "hook": "HookRunner",
+               "opcua": "OpcUaServer", "modbus": "ModbusServer", "webhook": "WebhookSink", "ui": "LivePage"}
     assert set(MODULES) == set(classes)
     for mod, cls in classes.items():
         m = importlib.import_module(f"edge.watch.sinks.{mod}")
