@@ -189,12 +189,14 @@ def _parity_split(manifest, root):
 def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CALIB_SIZE, seed=0, edgetpu=False,
                allow_cpu_ops=False, min_agreement=parity.MIN_AGREEMENT, max_auroc_drop=parity.MAX_AUROC_DROP,
                progress=True, no_fail=False, skip_bad=False,
-               min_type_agreement=parity.MIN_TYPE_AGREEMENT) -> dict:
+               min_type_agreement=parity.MIN_TYPE_AGREEMENT, accept_changes=False) -> dict:
     """Export ``run_dir`` and return the report (also written to RUN/export/export_report.json).
 
     ``edgetpu``: True compiles for the Edge TPU (error if the compiler is missing),
     "auto" compiles when the compiler is on PATH and notes the skip otherwise.
-    ``report["status"]`` is "FAILED" when any variant failed parity or compilation.
+    ``report["status"]`` is "FAILED" when any variant failed parity or compilation. A run made by
+    ``train --update`` also gets ``report["regression"]`` (export/regression.py): its status is
+    "GOLDEN_FLIP" when a parent's golden verdict flipped (``accept_changes`` records that it was accepted).
     """
     say = as_progress(progress)
     t0 = time.time()
@@ -264,11 +266,16 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
     # models written so far beside a report that lists exactly them, never beside an older report.
     report["status"] = "INCOMPLETE"
     atomic_write_json(report_path, report)
-    converted = {}
+    converted, final = {}, {}
     cal_images = cal_ref = None
     # One Keras -> SavedModel step for every variant (the converter would redo it per variant).
     with saved_model_of(model1) as saved:
-        for variant in [v for v in chosen if V.get(v).source == "convert"]:
+        todo = [v for v in chosen if V.get(v).source == "convert"]
+        if todo and "fp32" not in todo:
+            # the float32 file is every variant's float reference for its threshold (and int8's twin)
+            say("[fp32] converting (the float reference of the variants' thresholds)...")
+            converted["fp32"] = convert(saved if saved is not None else model1, "fp32")
+        for variant in todo:
             t = time.time()
             say(f"[{variant}] converting...")
             data, bias = convert_keras(model1, variant, rep_images, fp32=converted.get("fp32"), progress=say,
@@ -282,13 +289,15 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
             meta = build_metadata(info, it, variant)
             if cal_images is None:
                 cal_images = _threshold_images(manifest, root, (h, w), rep_images, skip_bad, say)
-                cal_ref = parity.run_keras(model, cal_images, info["task"])["score"]
+                # float32 TFLite scores are Keras's to ~1e-6 and 3x cheaper to get than Keras predict
+                cal_ref = parity.run_tflite(converted["fp32"], cal_images, task=info["task"])["score"]
                 # the variant's threshold reads only the images nearest the float decision: run it on those
                 near = nearest_indices(cal_ref, threshold)
                 cal_images, cal_ref = cal_images[near], cal_ref[near]
             meta["threshold"], meta["threshold_calibration"] = variant_threshold(
                 cal_ref, parity.run_tflite(data, cal_images, meta)["score"], threshold)
             data = with_metadata(data, meta)
+            final[variant] = (data, meta)
             got = parity.run_tflite(data, images, meta)
             res = parity.judge(parity.compare(ref, got, labels, threshold, info["task"], got_threshold=meta["threshold"]),
                                min_agreement, max_auroc_drop, min_type_agreement)
@@ -313,6 +322,11 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
 
     if want_tpu:
         _edgetpu(report, info, out_dir, allow_cpu_ops, no_fail, say)
+    if info.get("lineage") and final:
+        from export.regression import compare_with_parent
+
+        say(f"regression check against the parent run {info['lineage'].get('parent_name')}:")
+        report["regression"] = compare_with_parent(info, final, (h, w), accept_changes, say)
 
     report["status"] = "FAILED" if any(v["status"] == "FAILED" for v in report["variants"].values()) else "OK"
     report["seconds"] = round(time.time() - t0, 1)

@@ -46,7 +46,14 @@ def _abspath(p):
               help="Any config field, applied last (repeatable): --set k=3, --set augment.flip=false, "
                    "--set anomaly.bank_size=1024. Values are JSON or Python literals.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config (what config.json will hold) and exit.")
-def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_config, **overrides):
+@click.option("--update", "update", type=click.Path(file_okay=False), metavar="RUN",
+              help="Re-teach RUN from field images (--add-good/--add-defects) into a new numbered run beside it.")
+@click.option("--add-good", type=click.Path(file_okay=False), metavar="DIR",
+              help="With --update: confirmed good images (a watch --rejects folder or its confirmed_good/).")
+@click.option("--add-defects", type=click.Path(file_okay=False), metavar="DIR",
+              help="With --update: confirmed defects, one sub-folder per type (or a watch --rejects folder).")
+def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_config, update, add_good,
+          add_defects, **overrides):
     """Train a MobileNetV2 defect classifier (or an anomaly model) and save a run folder.
 
     \b
@@ -58,6 +65,20 @@ def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_
     """
     import json
 
+    if update or add_good or add_defects:
+        given = [f"--{k.replace('_', '-')}" for k, v in dict(data=data, manifest=manifest, mode=mode,
+                                                           config=config_path, **overrides).items()
+                 if v is not None and k != "seed"] + (["--set"] if sets else [])
+        if not update:
+            raise EdgeInspectError("--add-good/--add-defects teach an existing run: add --update RUN")
+        if given:
+            raise EdgeInspectError(f"--update takes its data and settings from {update}/config.json; "
+                                   f"drop {', '.join(given)}")
+        from trainer.update import update_run
+
+        run_dir = update_run(update, add_good, add_defects, echo=click.echo, seed=overrides.get("seed"))
+        click.echo(f"next: edgeinspect export {run_dir}")
+        return
     from trainer.anomaly.settings import DEFAULTS as ANOMALY_DEFAULTS
     from trainer.config import apply_sets, load_config, no_augment as augment_off
 

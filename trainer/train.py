@@ -149,6 +149,7 @@ def train_classifier(cfg, progress=True) -> Path:
     # ---- outputs
     from edge.atomic import new_run_dir
     from trainer.data.run_contract import write_run_files
+    from trainer.golden import golden_for
 
     run_dir = new_run_dir(cfg.project, cfg.name)
     save_model(model, run_dir / "model.keras")
@@ -162,7 +163,7 @@ def train_classifier(cfg, progress=True) -> Path:
                          f"(raw {float(raw_thr):.3g})")
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="classifier", labels=labels,
                     input_size=cfg.input_size, threshold=metrics["threshold"], threshold_policy=cfg.threshold_policy,
-                    metrics=metrics, extra={"mode": "classifier", "device": choice.description,
+                    metrics=metrics, golden=golden_for(files, scores), extra={"mode": "classifier", "device": choice.description,
                                             "raw_threshold": float(raw_thr),
                                             "outputs": {"defect": "sigmoid (B,1), decision at 0.5", "type": "softmax (B,K)"}})
     echo(f"total {time.time() - t_start:.1f}s")

@@ -173,6 +173,9 @@ def train_anomaly(cfg, echo=None) -> Path:
     oof_p, oof_g = out_of_fold(feats, settings, cfg.seed, echo)
     bank, gauss, coreset_s = fit_heads(feats, settings, cfg.seed, echo)
     n_patches = int(np.prod(feats[0].shape[:3]))
+    from trainer.anomaly.reference import global_stats
+
+    fit_global = global_stats(feats)  # kept for train --update (trainer/anomaly/update.py), unlike the patches
     del feats
 
     good_p, good_g = oof_p, oof_g
@@ -199,10 +202,15 @@ def train_anomaly(cfg, echo=None) -> Path:
         write_maps(model, files["test"], size, run_dir / "maps", settings["max_maps"], echo)
     policy = (f"good-only: false-reject target {settings['max_false_reject']:.3g} on {len(good_p)} "
               f"out-of-fold good scores ({settings['folds']} folds), evidence {cal['evidence']}")
+    from trainer.anomaly.cache import save_update_cache
     from trainer.data.run_contract import write_run_files
+    from trainer.golden import golden_for
 
+    save_update_cache(run_dir, bank=bank, oof_patch=oof_p, oof_global=oof_g, fit_global=fit_global,
+                      fit_sha256=[f["sha256"] for f in fit_files])
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="anomaly", labels=LABELS, input_size=size,
                     threshold=0.5, threshold_policy=policy, metrics=metrics,
+                    golden=golden_for(files, {s: metrics.get(f"{s}_scores") or [] for s in ("val", "test")}),
                     extra={"anomaly": {"method": "patchcore-coreset+gaussian" if gauss is not None else
                                        "patchcore-coreset", "bank_size": int(bank.shape[0]),
                                        "feature_dim": dim, "map_size": [int(grid[0]), int(grid[1])],

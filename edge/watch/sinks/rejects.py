@@ -1,4 +1,9 @@
-"""``--rejects DIR``: keep a copy of every rejected part (and its heat map for anomaly models), written atomically."""
+"""``--rejects DIR``: keep a copy of every rejected part (and its heat map for anomaly models), written atomically.
+
+The folder is laid out for the operator's review: rejects arrive in ``DIR/``; a part found good is
+moved into ``DIR/confirmed_good/``, a confirmed defect into ``DIR/confirmed_defect/<type>/``, and
+``edgeinspect train --update RUN --add-good DIR --add-defects DIR`` learns from exactly those.
+"""
 from __future__ import annotations
 
 import io
@@ -11,6 +16,7 @@ from edge.atomic import atomic_write_bytes
 from edge.watch.sinks import BaseSink
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+REVIEW_FOLDERS = ("confirmed_good", "confirmed_defect")  # read by trainer/update.py
 
 
 class RejectStore(BaseSink):
@@ -20,6 +26,8 @@ class RejectStore(BaseSink):
     def __init__(self, folder, threshold=0.5, on_event=None):
         self.folder = Path(folder).resolve()
         self.folder.mkdir(parents=True, exist_ok=True)
+        for sub in REVIEW_FOLDERS:
+            (self.folder / sub).mkdir(exist_ok=True)
         self.threshold = threshold  # a number, or a callable giving the current model's threshold
         self.on_event = on_event or (lambda name, **fields: None)
         self.saved = 0
