@@ -153,6 +153,11 @@ def train_classifier(cfg, progress=True) -> Path:
 
     run_dir = new_run_dir(cfg.project, cfg.name)
     save_model(model, run_dir / "model.keras")
+    from trainer.classifier_update import feature_model, features, save_classifier_cache
+
+    # what train --update refits the heads on (trainer/classifier_update.py), instead of the images again
+    fmodel = feature_model(model)
+    save_classifier_cache(run_dir, {s: features(fmodel, x[s], bs) for s in x}, files, labels)
     timing["total_to_saved_model_s"] = time.time() - t_start
     metrics["timing"] = {k: round(float(v), 3) for k, v in timing.items()}
     from trainer.plots import plot_confusion, plot_curves

@@ -72,7 +72,6 @@ def update_run(run, add_good=None, add_defects=None, echo=print, seed=None) -> P
         from trainer.anomaly.update import update_anomaly
 
         return update_anomaly(run, info, added, echo, seed=seed)
-    from edge.errors import EdgeInspectError
+    from trainer.classifier_update import update_classifier
 
-    raise EdgeInspectError(f"{run}: --update of a classifier run is not implemented yet (anomaly runs only); "
-                           "re-train with the added images in the dataset")
+    return update_classifier(run, info, added, echo, seed=seed)

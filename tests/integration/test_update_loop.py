@@ -91,3 +91,33 @@ def test_gate_exits_2_on_a_broken_update_and_names_the_flipped_golden_images(par
     res = run.invoke(main, ["export", str(child), "--fp32", "--accept-changes", "-q"])
     assert res.exit_code == 0 and "--accept-changes" in res.output
     assert json.loads((child / "export" / "export_report.json").read_text())["regression"]["accepted"] is True
+
+
+def test_classifier_update_refits_the_heads_on_cached_features_plus_the_added_images(tiny_classifier_run, tmp_path,
+                                                                                        monkeypatch):
+    from trainer.data import dataset
+    from trainer.data.synth import generate
+    from trainer.data.run_contract import read_run
+    from trainer.layers import load_model
+
+    parent = tmp_path / "runs" / tiny_classifier_run.name
+    shutil.copytree(tiny_classifier_run, parent, ignore=shutil.ignore_patterns("export"))
+    field = generate(tmp_path / "field", size=96, n_train=4, n_test_good=0, n_per_defect=2, seed=12, progress=False)
+    seen = []
+    real = dataset.load_batch
+    monkeypatch.setattr(dataset, "load_batch", lambda paths, *a, **k: seen.extend(map(str, paths)) or real(paths, *a, **k))
+    res = CliRunner().invoke(main, ["train", "--update", str(parent), "--add-good", str(field / "train" / "good"),
+                                    "--add-defects", str(field / "test")])
+    assert res.exit_code == 0, res.output
+    child = parent.parent / f"{parent.name}2"
+    lin = read_run(child)["lineage"]
+    defects = sorted(p for p in (field / "test").rglob("*.png"))
+    assert sorted(seen) == sorted(a["file"] for a in lin["added"])  # only the added images were decoded
+    assert {(a["type"], a["label"]) for a in lin["added"] if a["label"] == 1} == {(p.parent.name, 1) for p in defects}
+    old, new = load_model(parent / "model.keras"), load_model(child / "model.keras")
+    assert not np.array_equal(old.get_layer("defect").get_weights()[0], new.get_layer("defect").get_weights()[0])
+    for a, b in zip(old.weights[:-4], new.weights[:-4]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the backbone is the parent's
+    x = real([str(p) for p in defects], (96, 96)).astype(np.float32)
+    assert np.asarray(new(x)["defect"]).mean() > np.asarray(old(x)["defect"]).mean()
+    assert (child / "golden.json").is_file() and (child / "update_cache.npz").is_file()
