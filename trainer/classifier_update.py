@@ -156,7 +156,7 @@ def update_classifier(parent_dir, parent_info, added, echo, seed=None):
     save_model(model, run_dir / "model.keras")
     files_new = dict(files, train=files["train"] + [dict(a) for a in added])
     save_classifier_cache(run_dir, x, files_new, labels)
-    extra = {k: parent_info[k] for k in ("mode", "device", "outputs") if k in parent_info}
+    extra = {k: parent_info[k] for k in ("mode", "device", "outputs", "roi") if k in parent_info}
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="classifier", labels=labels,
                     input_size=parent_info["input_size"], threshold=metrics["threshold"],
                     threshold_policy=cfg.threshold_policy, metrics=metrics,

@@ -40,6 +40,8 @@ def _abspath(p):
 @click.option("--seed", type=int)
 @click.option("--project", help="Parent folder of run folders (default runs/train).")
 @click.option("--name", help="Run folder name; numbered exp, exp2, ... when taken.")
+@click.option("--roi", type=click.Path(dir_okay=False),
+              help="Mask image (any size): white = inspect, black = ignore; baked into the model and every export.")
 @click.option("--save-maps", is_flag=True, default=False,
               help="Anomaly mode: write heat-map overlays of test images to RUN/maps/ (= --set anomaly.save_maps=true).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -89,7 +91,7 @@ def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_
     sets = (["anomaly.save_maps=true"] if save_maps else []) + list(sets)
     cfg = apply_sets(load_config(config_path, **overrides), sets, nested={"anomaly": list(ANOMALY_DEFAULTS)})
     # Paths absolute, whether given as options or with --set: config.json must re-run from any folder.
-    cfg.data, cfg.manifest = _abspath(cfg.data), _abspath(cfg.manifest)
+    cfg.data, cfg.manifest, cfg.roi = _abspath(cfg.data), _abspath(cfg.manifest), _abspath(cfg.roi)
     if cfg.weights and cfg.weights.lower() != "imagenet":
         cfg.weights = _abspath(cfg.weights)
     cfg = resolved(cfg)

@@ -87,9 +87,12 @@ def train_classifier(cfg, progress=True) -> Path:
         from trainer.model import build_classifier
 
         t = time.time()
+        from trainer.data.roi import load_roi, roi_info
+
+        roi = load_roi(cfg.roi, cfg.input_size) if cfg.roi else None
         with choice.strategy.scope():
             model = build_classifier(len(labels), alpha=cfg.alpha, input_size=cfg.input_size, weights=cfg.weights,
-                                     dropout=cfg.dropout)
+                                     dropout=cfg.dropout, roi=roi)
         echo(f"model: MobileNetV2 alpha={cfg.alpha} input={cfg.input_size} weights={cfg.weights or 'none'} "
              f"({model.count_params():,} parameters, built in {time.time() - t:.1f}s)")
 
@@ -170,6 +173,7 @@ def train_classifier(cfg, progress=True) -> Path:
                     input_size=cfg.input_size, threshold=metrics["threshold"], threshold_policy=cfg.threshold_policy,
                     metrics=metrics, golden=golden_for(files, scores), extra={"mode": "classifier", "device": choice.description,
                                             "raw_threshold": float(raw_thr),
+                                            **({"roi": roi_info(cfg.roi, roi)} if roi is not None else {}),
                                             "outputs": {"defect": "sigmoid (B,1), decision at 0.5", "type": "softmax (B,K)"}})
     echo(f"total {time.time() - t_start:.1f}s")
     echo(f"run saved: {run_dir}")

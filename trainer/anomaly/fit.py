@@ -166,8 +166,12 @@ def train_anomaly(cfg, echo=None) -> Path:
 
     echo(f"anomaly: MobileNetV2 alpha {cfg.alpha} at {size[0]}x{size[1]}, taps {settings['taps']}"
          f"{', global ' + gtap if gtap else ''}, fitting on {len(fit_files)} good images")
+    from trainer.data.roi import load_roi, roi_info
+
+    roi = load_roi(cfg.roi, size) if cfg.roi else None
     extractor = build_feature_extractor(cfg.alpha, size, cfg.weights, settings["taps"], settings["pool"],
-                                        settings["tap_norm"], global_tap=gtap, moments=settings["global_moments"])
+                                        settings["tap_norm"], global_tap=gtap, moments=settings["global_moments"],
+                                        roi=roi)
     feats = features_of(extractor, fit_files, size, settings["batch_size"], echo, "train/good")
     grid, dim = feats[0].shape[1:3], int(feats[0].shape[-1])
     oof_p, oof_g = out_of_fold(feats, settings, cfg.seed, echo)
@@ -218,7 +222,8 @@ def train_anomaly(cfg, echo=None) -> Path:
                                        "tap_norm": settings["tap_norm"], "max_false_reject": settings["max_false_reject"],
                                        "raw_threshold": params["t"], "raw_scale": params["s"],
                                        "fit_images": len(fit_files),
-                                       "fit_patches": n_patches, "fit_seconds": round(fit_seconds, 2)}})
+                                       "fit_patches": n_patches, "fit_seconds": round(fit_seconds, 2)},
+                           **({"roi": roi_info(cfg.roi, roi)} if roi is not None else {})})
     atomic_write_json(run_dir / "calibration.json", cal)
     echo(f"run folder: {run_dir}")
     return run_dir

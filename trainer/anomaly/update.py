@@ -99,7 +99,8 @@ def update_anomaly(parent_dir, parent_info, added, echo, seed=None):
     policy = (f"good-only: false-reject target {settings['max_false_reject']:.3g} on {len(good_p)} good scores "
               f"(out-of-fold of {parent_dir.name} + {len(good)} added), evidence {cal['evidence']}")
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="anomaly", labels=LABELS, input_size=size,
-                    threshold=0.5, threshold_policy=policy, metrics=metrics, extra={"anomaly": anomaly},
+                    threshold=0.5, threshold_policy=policy, metrics=metrics,
+                    extra={"anomaly": anomaly, **({"roi": parent_info["roi"]} if parent_info.get("roi") else {})},
                     golden=golden_for(files, {"test": metrics.get("test_scores") or []}),
                     lineage=make_lineage(parent_dir, parent_info, added))
     atomic_write_json(run_dir / "calibration.json", cal)
