@@ -84,3 +84,29 @@ def test_overlay_dims_the_ignored_area():
     out = np.asarray(overlay_image(img, np.zeros((8, 8), np.float32), roi=grid))
     plain = np.asarray(overlay_image(img, np.zeros((8, 8), np.float32)))
     assert (out[:, :28] < plain[:, :28]).all() and np.array_equal(out[:, 36:], plain[:, 36:])
+
+
+def test_classifier_graph_ignores_masked_pixels_and_keeps_the_mask_through_save_and_split(tmp_path):
+    from trainer.layers import load_model, save_model
+    from trainer.model import build_classifier, split_at_block
+
+    mask = np.ones((32, 32), np.float32)
+    mask[:, :12] = 0
+    model = build_classifier(3, input_size=32, weights=None, roi=mask)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    y = x.copy()
+    y[:, :, :12] = rng.integers(0, 256, (2, 32, 12, 3))    # only ignored pixels change
+    z = x.copy()
+    z[:, :, 20:] = 255 - z[:, :, 20:]                       # inspected pixels change
+    from trainer.classifier_update import feature_model
+
+    out = lambda m, a: np.asarray(feature_model(m)(a))   # the pooled features the heads read
+    ref = out(model, x)
+    np.testing.assert_array_equal(ref, out(model, y))      # the backbone sees the very same pixels
+    assert np.abs(ref - out(model, z)).max() > 1e-2 * np.abs(ref).max()
+    save_model(model, tmp_path / "model.keras")
+    again = load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(out(again, y), ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    bottom, _ = split_at_block(again, 0)   # the CPU training cache sees the masked pixels too
+    np.testing.assert_allclose(np.asarray(bottom(y)), ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
