@@ -109,7 +109,7 @@ def find_variants(run_dir, variants=None):
 
 def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARMUP, n_boot=N_BOOT, litert_benchmark=True,
               progress=True, threads=None, cold=True, keras_repeats=None, limit=None, compare_to=None,
-              write=True) -> dict:
+              write=True, backends=True, backend=None) -> dict:
     """Benchmark every variant of ``run_dir``; writes RUN/bench/ (or out_dir) and returns the result dict."""
     say = as_progress(progress)
     run_dir = Path(run_dir)
@@ -135,7 +135,7 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARM
             r = bench_keras(run_dir, info, ts, warmup, keras_repeats or max(10, repeats // 3), say)
             thr = threshold
         else:
-            model = edge_model(path, threads)
+            model = edge_model(path, threads, backend)
             if VARIANT[v].source == "compile" and not model.on_edgetpu:
                 skipped[v] = "no Edge TPU on this machine (libedgetpu delegate or device missing); " + \
                     "; ".join(model.notes)[:200]
@@ -177,7 +177,20 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARM
             ref_pred=None if v == ref else ref_pred,
             ref_scores=None if ref is None or v == ref else raw[ref]["scores"],
             pred_types=r.get("pred_types"))
+        if r.get("maps") is not None and ts.files:
+            from trainer.pixel_metrics import format_pixel, pixel_report
+
+            pixel = pixel_report(r["maps"], ts.files, ts.root, ts.size)
+            if pixel:
+                rows[v]["accuracy"]["pixel"] = pixel
+                say(f"{title(v)}: {format_pixel(pixel)}")
     alerts = collect_alerts(rows) + export_alerts(run_dir)
+    backend_table = None
+    if backends:  # every backend x variant, e2e on camera-sized frames (benchmarks/backends.py)
+        from benchmarks.backends import backend_rows
+
+        say("backends x variants: agreement with LiteRT, bare invoke and e2e on 640x480 / 1920x1080 frames")
+        backend_table = backend_rows(found, ts, threads, progress=say)
     result = {
         "schema": SCHEMA,
         "run": str(run_dir), "run_name": info.get("name", run_dir.name), "task": task,
@@ -194,6 +207,7 @@ def run_bench(run_dir, out_dir=None, variants=None, repeats=REPEATS, warmup=WARM
         "machine": machine_info(),
         "created": utc_stamp(),
         "variants": rows,
+        "backends": backend_table,
         "skipped": skipped,
         "warnings": [a["message"] for a in alerts],
         "alerts": alerts,

@@ -22,6 +22,10 @@ from export.variants import BENCHED
 @click.option("--n-boot", default=N_BOOT, show_default=True, help="Bootstrap resamples for the 95% intervals.")
 @click.option("--no-litert-benchmark", is_flag=True, help="Skip the litert-benchmark reference timing.")
 @click.option("--no-cold", is_flag=True, help="Skip the cold-start/peak-RSS child process per variant.")
+@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow", "openvino", "fastest"]),
+              default=None, help="Interpreter for the main table (default: auto); the backend table runs them all.")
+@click.option("--no-backends", is_flag=True,
+              help="Skip the backend x variant table (OpenVINO beside LiteRT, e2e on 640x480/1920x1080 frames).")
 @click.option("--limit", default=None, type=int, help="Use only the first N test images (smoke tests).")
 @click.option("--compare", "compare_to", type=click.Path(dir_okay=False), default=None,
               help=f"Reference bench JSON (e.g. benchmarks/results/*.json): flag an AUROC drop > {AUROC_DROP} or a "
@@ -30,7 +34,7 @@ from export.variants import BENCHED
 @click.option("--fail-on-regression", is_flag=True,
               help=f"Exit {EXIT_REGRESSION} when --compare finds a regression (0 ok, 2 bad input).")
 def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n_boot, no_litert_benchmark, no_cold,
-          limit, compare_to, fail_on_regression):
+          limit, compare_to, fail_on_regression, no_backends, backend):
     """Benchmark every exported variant of RUN_DIR on its own test split.
 
     \b
@@ -47,7 +51,8 @@ def bench(run_dir, out_dir, variants, repeats, warmup, keras_repeats, threads, n
     chosen = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
     result = run_bench(run_dir, out_dir=out_dir, variants=chosen, repeats=repeats, warmup=warmup, n_boot=n_boot,
                        litert_benchmark=not no_litert_benchmark, progress=True, threads=threads, cold=not no_cold,
-                       keras_repeats=keras_repeats, limit=limit, compare_to=compare_to)
+                       keras_repeats=keras_repeats, limit=limit, compare_to=compare_to, backends=not no_backends,
+                       backend=backend)
     click.echo("")
     click.echo(format_table(result))
     click.echo(f"\nreport: {result['outputs']['html']}")

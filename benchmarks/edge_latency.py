@@ -8,6 +8,9 @@ both alike:
   * ``EdgeModel.predict_array`` on a decoded frame already at the model's size
     (preprocess + set_tensor + invoke + postprocess: the runtime's own cost),
   * ``EdgeModel.predict_array`` on a full-size decoded frame (adds the resize),
+  * ``EdgeModel.predict_array`` on camera-sized frames, 640x480, 1920x1080 and
+    3840x2160 (the image stretched up, so the resize is real work), each as a
+    ratio to the bare invoke of the same run (``benchmarks/backends.time_e2e``),
 and, beside them, the ``litert-benchmark`` figure shipped with ai-edge-litert
 for the same model and thread count. Medians in ms; writes
 ``benchmarks/results/edge_latency.json``.
@@ -24,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,6 +60,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--backend", default=None, help="litert (default: auto), openvino, fastest, ...")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "edge_latency.json"))
     a = ap.parse_args(argv)
 
@@ -66,7 +72,7 @@ def main(argv=None):
     labels = a.labels
     if labels is None and read_metadata(a.model) is None:
         labels = CORAL / "imagenet_labels.txt"
-    m = EdgeModel(a.model, labels=labels, threads=a.threads)
+    m = EdgeModel(a.model, labels=labels, threads=a.threads, backend=a.backend)
     full = load_image(a.image)
     small = m.pixels(full)
     x = m.prepare(small)
@@ -109,12 +115,21 @@ def main(argv=None):
         "ratio_predict_array_vs_invoke": round(med(e2e) / med(bare), 4),
         "ratio_fullsize_vs_invoke": round(med(e2e_full) / med(bare), 4),
     }
+    from benchmarks.backends import time_e2e
+    from PIL import Image
+
+    frames = {f"{w}x{h}": np.ascontiguousarray(np.asarray(Image.fromarray(full).resize((w, h), Image.BICUBIC)))
+              for w, h in ((m.input_size[1], m.input_size[0]), (640, 480), (1920, 1080), (3840, 2160))}
+    res["frames"] = time_e2e(m, frames, a.runs, a.warmup)
     res["litert_benchmark"] = litert_benchmark(a.model, m.threads, a.runs, a.warmup)
     rows = [("bare interpreter.invoke()", res["bare_invoke_ms"], 1.0),
             (f"predict_array, {m.input_size[0]}x{m.input_size[1]} frame", res["predict_array_ms"],
              res["ratio_predict_array_vs_invoke"]),
             (f"predict_array, {full.shape[1]}x{full.shape[0]} frame (+resize)", res["predict_array_fullsize_ms"],
              res["ratio_fullsize_vs_invoke"])]
+    fr = res["frames"]
+    rows.append((f"bare invoke() (frames round)", fr["invoke_ms"], 1.0))
+    rows += [(f"predict_array, {k} frame", ms, fr["ratio"][k]) for k, ms in fr["e2e_ms"].items()]
     lb = res["litert_benchmark"].get("median_ms")
     if lb is not None:
         rows.append(("litert-benchmark (separate process)", lb, lb / res["bare_invoke_ms"]))

@@ -75,6 +75,7 @@ def one_set(data, name, work, evidence, log):
     s8 = [float(by_path[(root / f["path"]).resolve()]["score"]) for f in test]
     metrics = json.loads((run / "metrics.json").read_text())
     cal = metrics["calibration"]
+    pixel = _pixel(run / "export" / int8["file"], test, root, metrics.get("pixel_test"))
     thr8 = float(json.loads(pred_json.read_text())["model"].get("threshold", 0.5))
     return {"set": name, "evidence": evidence, "n_test": len(y), "n_defective": sum(y),
             "float": _summary(y, metrics["test_scores"], 0.5), "int8": _summary(y, s8, thr8),
@@ -83,7 +84,23 @@ def one_set(data, name, work, evidence, log):
             "expected_false_reject_ci95": cal["expected_false_reject_ci95"],
             "parity": int8["status"], "agreement": int8["parity"]["agreement"], "export_exit": code,
             "edgetpu_preflight": (int8.get("edgetpu_preflight") or {}).get("summary"),
-            "train_s": round(train_s, 1), "export_s": round(export_s, 1), "int8_mb": round(int8["size_mb"], 2)}
+            "train_s": round(train_s, 1), "export_s": round(export_s, 1), "int8_mb": round(int8["size_mb"], 2),
+            **({"pixel": pixel} if pixel else {})}
+
+
+def _pixel(model_path, test, root, float_rep):
+    """Pixel AUROC / AUPRO of the float model (from train's metrics.json) and of the int8 file's maps
+    (the edge runtime, in process), for sets whose defects have ``ground_truth`` masks; else None."""
+    import numpy as np
+
+    from edge.runtime import EdgeModel
+    from trainer.pixel_metrics import pixel_report
+
+    if not float_rep:
+        return None
+    model = EdgeModel(str(model_path))
+    maps = np.stack([model.predict(str(root / f["path"])).anomaly_map for f in test])
+    return {"float": float_rep, "int8": pixel_report(maps, test, root, tuple(float_rep["resolution"]))}
 
 
 def _summary(y, scores, threshold):
@@ -108,6 +125,15 @@ def format_table(rows):
                     f"{q['balanced_accuracy']:.3f} ({q['majority_baseline']:.3f})", f"{q['recall']:.3f}",
                     f"{q['specificity']:.3f}", f"{q['false_reject']:.3f} ({r['target_false_reject']:.3f})",
                     f"{r['parity']} ({r['agreement']:.3f})", f"{r['train_s']:.0f}", f"{r['export_s']:.0f}"))
+    pix = [r for r in rows if r.get("pixel")]
+    if pix:  # only sets with ground_truth masks have them: a second, short table
+        out.append(("",) * len(head))
+        out.append(("set", "evidence", "pixel AUROC fp32", "pixel AUROC int8", "AUPRO fp32", "AUPRO int8",
+                    "masked", "", "", "", "", ""))
+        for r in pix:
+            f, q = r["pixel"]["float"], r["pixel"]["int8"]
+            out.append((r["set"], r["evidence"], f"{f['pixel_auroc']:.3f}", f"{q['pixel_auroc']:.3f}",
+                        f"{f['aupro']:.3f}", f"{q['aupro']:.3f}", str(f["masked"]), "", "", "", "", ""))
     widths = [max(len(str(row[i])) for row in out) for i in range(len(head))]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in out]
     lines.insert(1, "-+-".join("-" * w for w in widths))

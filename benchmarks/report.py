@@ -348,6 +348,15 @@ def _banners(result):
     return "".join(parts)
 
 
+def _backends_block(result):
+    if not result.get("backends"):
+        return ""
+    from benchmarks.backends import format_backends
+
+    lines = format_backends(result["backends"])
+    return f"<h2>Backends</h2><p class=\"sub\">{_esc(lines[1])}</p><pre>{_esc(chr(10).join(lines[2:]))}</pre>"
+
+
 def render_html(result, pngs) -> str:
     m = result.get("machine", {})
     s = result.get("settings", {})
@@ -376,6 +385,7 @@ interpreter's <code>invoke()</code> on the same file; "litert-benchmark ms": the
 "agree": share of verdicts equal to the {_esc(result.get('agreement_reference'))} model's.</p>
 {keras_line}
 {fig('accuracy_latency', 'accuracy vs latency')}
+{_backends_block(result)}
 <h2>Details</h2>
 {_detail_table(result)}
 <p class="sub">Memory: {_esc(s.get('memory'))}.</p>

@@ -47,7 +47,7 @@ def bench_keras(run_dir, info, ts, warmup, repeats, progress=True):
     }
 
 
-def edge_model(path, threads):
+def edge_model(path, threads, backend=None):
     import warnings
 
     from edge.runtime import EdgeModel
@@ -55,7 +55,7 @@ def edge_model(path, threads):
     with warnings.catch_warnings():
         # An Edge TPU file without a device falls back to its CPU twin; bench reports that as a skip.
         warnings.simplefilter("ignore")
-        return EdgeModel(str(path), threads=threads)
+        return EdgeModel(str(path), threads=threads, backend=backend)
 
 
 def bench_tflite(path, ts, threads, warmup, repeats, progress=True, model=None):

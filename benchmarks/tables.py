@@ -50,6 +50,10 @@ def format_table(result) -> str:
         b = k["batch_predict"]
         text.append(f"Keras model.predict on the whole test set: {b['ms_per_image']:.2f} ms/image "
                     f"({b['throughput_ips']:.1f} images/s, batch {b['batch_size']}); 'ms p50' above is one image per call")
+    if result.get("backends"):
+        from benchmarks.backends import format_backends
+
+        text += format_backends(result["backends"])
     for v, why in result.get("skipped", {}).items():
         text.append(f"skipped {title(v)}: {why}")
     for w in result.get("warnings", []):

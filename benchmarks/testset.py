@@ -18,6 +18,7 @@ class TestSet:
     types: list                 # "good" or the defect type
     images: list = field(default_factory=list)   # decoded RGB uint8 at the model's input size
     size: tuple = (224, 224)
+    files: list = field(default_factory=list)    # the manifest entries (``mask`` where a defect has one)
 
 
 def load_test_set(run_dir, size, limit=None) -> TestSet:
@@ -35,6 +36,6 @@ def load_test_set(run_dir, size, limit=None) -> TestSet:
         files = files[: int(limit)]
     ts = TestSet(root=root.resolve(), paths=[f["abspath"] for f in files],
                  labels=np.array([int(f["label"]) for f in files]), types=[f.get("type", "?") for f in files],
-                 size=tuple(size))
+                 size=tuple(size), files=files)
     ts.images = [load_image(p, ts.size) for p in ts.paths]
     return ts

@@ -16,11 +16,15 @@ accounting: ``faults`` (real corrupt frames, an fp32 model truncated and overwri
 dead MQTT broker, a hook escaping with setsid), ``reuse`` (file names reused for new parts) and
 ``logdisk`` (the result log on a full 64 KiB tmpfs: needs root for the mount).
 
+and the issue-15 runs (benchmarks/watch_soak_plant.py, ``--only plant`` writes
+``results/watch_soak_plant.json``): the same clip at 20 fps without sinks, with every sink on (OPC UA, Modbus,
+webhook, live page, MQTT, metrics, rejects, hook, each read by a real client) and with all but ``--rejects``.
+
 The model defaults to a tiny int8 224x224 edgeinspect model built in a child process (so this
 process, like a Pi, never imports TensorFlow); pass ``--model RUN/export/model_int8.tflite``
 for a real one.
 
-    python -m benchmarks.watch_soak [--model M] [--fp32-model M] [--frames 2000] [--fps 50] [--only faults]
+    python -m benchmarks.watch_soak [--model M] [--fp32-model M] [--frames 2000] [--fps 50] [--only faults|plant]
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results" / "watch_soak.json"
+PLANT_RESULTS = ROOT / "benchmarks" / "results" / "watch_soak_plant.json"
 
 
 def rss_mb():
@@ -187,9 +192,11 @@ def main(argv=None):
     ap.add_argument("--height", type=int, default=120)
     ap.add_argument("--fps", type=float, default=50.0, help="camera pace of the first run")
     ap.add_argument("--fp32-model", help="fp32 .tflite truncated in place in the faults run (default: a tiny one)")
-    ap.add_argument("--only", choices=("all", "faults"), default="all",
-                    help="faults: only the issue-19 fault runs (faults, reuse, logdisk)")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--only", choices=("all", "faults", "plant"), default="all",
+                    help="faults: only the issue-19 fault runs (faults, reuse, logdisk); plant: only the issue-15 "
+                         "runs (no sinks vs all sinks, --plant-fps)")
+    ap.add_argument("--plant-fps", type=float, default=20.0, help="camera pace of the issue-15 sink runs")
+    ap.add_argument("--out", default=None, help=f"default {RESULTS.name} ({PLANT_RESULTS.name} with --only plant)")
     args = ap.parse_args(argv)
 
     from edge.atomic import utc_stamp
@@ -203,7 +210,8 @@ def main(argv=None):
         else:
             model = tiny_model(work)
             model_desc = "tiny edgeinspect int8 classifier, 224x224 input (tests.fixtures.edge.make_tiny_tflite)"
-        fp32 = Path(args.fp32_model).resolve() if args.fp32_model else tiny_model(work, "fp32")
+        fp32 = (Path(args.fp32_model).resolve() if args.fp32_model else
+                tiny_model(work, "fp32") if args.only != "plant" else None)
         print(f"model: {model_desc}; fp32 model {fp32} ({time.monotonic() - t:.1f} s to prepare)", flush=True)
         video = make_video(work / "soak.avi", n=args.frames, size=(args.width, args.height), fps=args.fps or 30)
         n = args.frames
@@ -218,16 +226,26 @@ def main(argv=None):
             r = runs[name]
             print(f"  {r['mode']}: ok {r['ok']} + error {r['error']} + dropped {r['dropped']} = {r['log_items']} "
                   f"(sent {r['sent']}) accounted={r['accounted']} once={r['each_frame_once']} died={r['died']}", flush=True)
-        runs.update(fault_runs(video, model, fp32, work, n))
+        if args.only in ("all", "faults"):
+            runs.update(fault_runs(video, model, fp32, work, n))
+        if args.only in ("all", "plant"):
+            from benchmarks.watch_soak_plant import plant_runs
+
+            runs.update(plant_runs(video, model, work, n, args.plant_fps))
 
     out = {
         "benchmark": "watch_soak", "model": model_desc, "frames": n, "video": f"MJPG .avi {args.width}x{args.height}",
-        "faults": {"corrupt_frames": len(faults["corrupt"]), "disconnects": 1, "failed_reads": 3,
+        "faults": None if args.only == "plant" else {"corrupt_frames": len(faults["corrupt"]), "disconnects": 1, "failed_reads": 3,
                    "model_swap_at": 0.4, "broken_model_at": 0.7,
                    "issue_19": "faults: real corrupt MJPG frames every 61st, disconnect at 60 %, fp32 model truncated in "
                                "place at 30 % and overwritten in place at 45 %, MQTT to a port without a broker, "
                                "on-defect hook escaping with setsid; reuse: 150 parts into 10 reused file names; "
                                "logdisk: result log on a 64 KiB tmpfs, stop + archive + restart until the clip ends"},
+        "plant_issue_15": None if args.only == "faults" else (
+            f"{n} frames at {args.plant_fps:g} fps (drop=oldest, no faults), once without sinks and once with all "
+            "(rejects, metrics, MQTT to a local mosquitto, --on-defect true, OPC UA with a subscribed asyncua client, "
+            "Modbus TCP polled at 10 Hz by pymodbus, webhook to a local receiver, live page with an SSE stream and a "
+            "1 s poller fetching the new images)"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "created": utc_stamp(),
         "runs": runs, "passed": all(r["passed"] for r in runs.values()),
@@ -240,8 +258,9 @@ def main(argv=None):
         print(f"{name:<10}" + "".join(f"{str(r.get(c, '-')):>{w}}" for c in cols))
     from edge.atomic import atomic_write_json
 
-    atomic_write_json(args.out, out)
-    print(f"\nwrote {args.out}; passed={out['passed']}")
+    out_path = args.out or str(PLANT_RESULTS if args.only == "plant" else RESULTS)
+    atomic_write_json(out_path, out)
+    print(f"\nwrote {out_path}; passed={out['passed']}")
     return 0 if out["passed"] else 1
 
 

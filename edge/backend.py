@@ -10,6 +10,12 @@ A backend can import fine and still fail when the interpreter is created (the
 classic case: a ``tflite_runtime`` wheel built against numpy 1 under numpy 2),
 so a backend only counts as working once it has built an interpreter for the
 model; each failure is kept and reported if nothing works.
+
+``openvino`` (edge/openvino_backend.py, the ``openvino`` extra) runs the same
+file on OpenVINO's CPU plugin; it is never picked by ``auto``, only by name or
+by ``fastest``: every installed TFLite-file backend but TensorFlow builds the
+model, a short interleaved self-benchmark picks the quickest, and the timings are
+logged and kept in ``Loaded.choice``.
 """
 from __future__ import annotations
 
@@ -17,11 +23,16 @@ import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
+import statistics
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from edge.edgetpu import (  # noqa: F401 - part of this module's API
     EDGETPU_INSTALL_HINT, EDGETPU_LIBRARY, EdgeTPUError, EdgeTPUFallbackWarning, _one_line, cpu_twin,
@@ -30,13 +41,18 @@ from edge.edgetpu import (  # noqa: F401 - part of this module's API
 from edge.errors import EdgeInspectError, ModelError
 
 ENV_VAR = "EDGEINSPECT_BACKEND"
-BACKENDS = ("litert", "tflite-runtime", "tensorflow")
+BACKENDS = ("litert", "tflite-runtime", "tensorflow")  # what auto tries, in order
+CHOICES = BACKENDS + ("openvino",)  # what a user may name (plus auto and fastest)
+FASTEST = "fastest"
+FASTEST_RUNS = 15  # interleaved invokes per backend: ~0.1 s for a MobileNetV2 at 224 px
 # backend -> (import name for find_spec, distribution names for the version, module holding Interpreter)
 _SPECS = {
     "litert": ("ai_edge_litert", ("ai-edge-litert",), "ai_edge_litert.interpreter"),
     "tflite-runtime": ("tflite_runtime", ("tflite-runtime",), "tflite_runtime.interpreter"),
     "tensorflow": ("tensorflow", ("tensorflow", "tensorflow-cpu", "tf-nightly"), "tensorflow.lite"),
+    "openvino": ("openvino", ("openvino",), "edge.openvino_backend"),
 }
+log = logging.getLogger("edgeinspect.backend")
 _INSTALL_HINT = "pip install ai-edge-litert (or 'edgeinspect[edge]')"
 
 class BackendError(EdgeInspectError):
@@ -53,8 +69,8 @@ def normalize_backend(name):
     aliases = {"ai-edge-litert": "litert", "lite-rt": "litert", "tflite": "tflite-runtime", "tf": "tensorflow",
                "tensorflow-lite": "tensorflow", "tf-lite": "tensorflow"}
     key = aliases.get(key, key)
-    if key not in BACKENDS:
-        raise BackendError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+    if key not in CHOICES + (FASTEST,):
+        raise BackendError(f"unknown backend {name!r}; choose one of auto, {', '.join(CHOICES)}, {FASTEST}")
     return key
 
 
@@ -108,13 +124,16 @@ def import_backend(name) -> BackendModule:
         return BackendModule(name, lite.Interpreter, load_delegate, version, "tensorflow.lite")
     module_name = _SPECS[name][2]
     mod = importlib.import_module(module_name)
+    if name == "openvino":
+        import openvino  # noqa: F401 - fail here (import failed), not at the first model
+        return BackendModule(name, mod.Interpreter, None, mod.version() or "unknown", "openvino")
     return BackendModule(name, mod.Interpreter, mod.load_delegate, _version(name) or "unknown", module_name)
 
 
 def installed_backends():
     """Backends whose package is installed, found without importing them (doctor uses this)."""
     out = []
-    for name in BACKENDS:
+    for name in CHOICES:
         top = _SPECS[name][0]
         try:
             found = importlib.util.find_spec(top) is not None
@@ -131,7 +150,7 @@ def auto_choice():
     if forced:
         return forced
     for b in installed_backends():
-        if b["installed"]:
+        if b["installed"] and b["name"] in BACKENDS:
             return b["name"]
     return None
 
@@ -157,6 +176,7 @@ class Loaded:
     attempts: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     content: bytes = field(default=b"", repr=False)  # the model bytes the interpreter runs (kept alive here)
+    choice: str = ""  # how --backend fastest decided (empty otherwise)
 
 
 @contextlib.contextmanager
@@ -187,6 +207,12 @@ def _candidates(backend):
     return [forced] if forced else list(BACKENDS)
 
 
+def fastest_candidates():
+    """Backends ``fastest`` races: installed ones that read the .tflite file, TensorFlow excepted (seconds
+    to import, and never faster than LiteRT on the same file)."""
+    return [b["name"] for b in installed_backends() if b["installed"] and b["name"] != "tensorflow"]
+
+
 def _create(path, content, backend, threads, device, attempts):
     """Try backends in order; return (BackendModule, interpreter, delegate_or_None)."""
     from edge.metadata import is_edgetpu_model
@@ -200,6 +226,9 @@ def _create(path, content, backend, threads, device, attempts):
             attempts.append(f"{name}: import failed ({_one_line(exc)})")
             continue
         delegates = []
+        if wants_tpu and name == "openvino":
+            attempts.append(f"{name}: cannot run Edge TPU-compiled files")
+            raise EdgeTPUError("OpenVINO cannot run Edge TPU-compiled files (edgetpu-custom-op)")
         if wants_tpu:
             try:
                 delegates = [load_edgetpu_delegate(mod, device)]
@@ -241,6 +270,8 @@ def load_interpreter(path, backend=None, threads=None, device=None, content=None
     path = Path(path)
     content = read_model_bytes(path) if content is None else bytes(content)
     threads = resolve_threads(threads)
+    if requested_backend(backend) == FASTEST:
+        return _load_fastest(path, content, threads, device)
     attempts: list = []
     try:
         mod, it, on_tpu = _create(path, content, backend, threads, device, attempts)
@@ -259,3 +290,40 @@ def load_interpreter(path, backend=None, threads=None, device=None, content=None
         content = read_model_bytes(twin)
         mod, it, _ = _create(twin, content, backend, threads, device, attempts)
         return Loaded(it, mod.name, mod.version, twin, threads, False, attempts, [note], content)
+
+
+def _invoke_ms(it, runs):
+    d = it.get_input_details()[0]
+    it.set_tensor(d["index"], np.zeros([int(v) for v in d["shape"]], d["dtype"]))
+    for _ in range(runs):
+        t = time.perf_counter()
+        it.invoke()
+        yield (time.perf_counter() - t) * 1e3
+
+
+def _load_fastest(path, content, threads, device):
+    """Build the model on every candidate backend, time them interleaved, keep the quickest."""
+    loaded, attempts = [], []
+    for name in fastest_candidates():
+        try:
+            loaded.append(load_interpreter(path, backend=name, threads=threads, device=device, content=content))
+        except EdgeInspectError as exc:
+            attempts.append(f"{name}: {_one_line(exc)}")
+    if not loaded:
+        raise BackendError(f"{path}: --backend fastest found no backend that runs this model; tried "
+                           + ("; ".join(attempts) or "none installed") + f". Fix: {_INSTALL_HINT}")
+    times = {lo.backend: [] for lo in loaded}
+    for lo in loaded:  # warm-up: the first invokes pack weights / compile kernels
+        list(_invoke_ms(lo.interpreter, 3))
+    for _ in range(FASTEST_RUNS):
+        for lo in loaded:
+            times[lo.backend].extend(_invoke_ms(lo.interpreter, 1))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    best = min(loaded, key=lambda lo: med[lo.backend])
+    note = ("--backend fastest: " + ", ".join(f"{k} {v:.2f} ms" for k, v in sorted(med.items(), key=lambda kv: kv[1]))
+            + f" (median of {FASTEST_RUNS} invokes, {threads} threads) -> {best.backend}"
+            + (f"; not runnable: {'; '.join(attempts)}" if attempts else ""))
+    log.info(note)
+    best.choice = note
+    best.attempts = attempts + best.attempts
+    return best

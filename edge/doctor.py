@@ -119,6 +119,8 @@ def collect() -> dict:
         "picamera2": _package("picamera2", "picamera2"),
         "paho_mqtt": _package("paho", "paho-mqtt"),
         "prometheus_client": _package("prometheus_client", "prometheus-client", "prometheus_client"),
+        "asyncua": _package("asyncua", "asyncua"),
+        "pymodbus": _package("pymodbus", "pymodbus"),
     }
     numpy_major = int((report["numpy"] or "0").split(".")[0])
     problems = []
@@ -177,6 +179,10 @@ def render(r) -> list:
     lines.append(f"paho-mqtt         {_yes(r['paho_mqtt']['installed'], r['paho_mqtt']['version'])} (watch --mqtt)")
     p = r["prometheus_client"]
     lines.append(f"prometheus-client {_yes(p['installed'], p['version'])} (watch metrics)")
+    for key, what in (("asyncua", "watch --opcua-port"), ("pymodbus", "watch --modbus-port")):
+        pk = r[key]
+        hint = "" if pk["installed"] else ": pip install 'edgeinspect[plant]'"
+        lines.append(f"{key:<18}{_yes(pk['installed'], pk['version'])} ({what}{hint})")
     lines.append(f"verdict           {r['verdict']}")
     return lines
 

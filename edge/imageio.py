@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edge.errors import ImageError
-from edge.preprocess import as_hw, resize_image
+from edge.preprocess import as_hw, to_model_input
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 # Inference refuses an image whose side is under 1/TINY_FRACTION of the model's input: upscaling a
@@ -107,5 +107,5 @@ def load_image(path, size=None, refuse_tiny=False) -> np.ndarray:
     if refuse_tiny and size is not None:
         check_not_tiny(os.fspath(path), img.size[0], img.size[1], size)
     if size is not None:
-        img = resize_image(img, size)
+        return to_model_input(img, size)
     return np.asarray(img, dtype=np.uint8)

@@ -173,8 +173,9 @@ def _edgetpu_summary(path):
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--threshold", type=float, default=None,
               help="Override the model's decision threshold (default: the one stored in the model).")
-@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default=None,
-              help="Interpreter to use (default: $EDGEINSPECT_BACKEND or auto: litert > tflite-runtime > tensorflow).")
+@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow", "openvino", "fastest"]),
+              default=None, help="Interpreter to use (default: $EDGEINSPECT_BACKEND or auto: litert > tflite-runtime "
+              "> tensorflow); openvino: Intel CPUs; fastest: a short self-benchmark at load picks one (logged).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Interpreter threads (default: all cores).")
 @click.option("--device", default=None,
               help="Edge TPU to use for _edgetpu.tflite models: usb, pci, usb:0, pci:1 (default: first found).")
@@ -232,6 +233,8 @@ def predict(model, paths, threshold, backend, threads, device, labels, top_k, js
          f"backend {m.backend}{', Edge TPU' if m.on_edgetpu else ''}, {m.threads} threads"
          + (f", threshold {m.threshold:g}" if m.task != "plain" else "") + ")")
     show(_edgetpu_summary(m.path))
+    if m.backend_choice:
+        err(m.backend_choice)
     if files:
         show(HEADER)
     records, used = [], set()

@@ -20,6 +20,7 @@ class Prediction:
     latency_ms: float = 0.0           # preprocess + invoke + postprocess
     anomaly_map: np.ndarray | None = field(default=None, repr=False)
     top: list | None = None           # plain classifiers: [(label, prob), ...]
+    stages_ms: dict | None = field(default=None, repr=False)  # {"preprocess", "invoke", "postprocess"} ms
 
     @property
     def defective(self) -> bool:

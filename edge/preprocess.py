@@ -8,10 +8,20 @@ What happens, in order:
 
 1. decode + convert to RGB uint8 (``edge.imageio``; JPEGs are decoded at a
    reduced DCT scale with ``draft()`` when that still leaves >= 2x the target);
-2. resize to the model's input size with Pillow bilinear (``reducing_gap``
-   makes big images cheap), stretching rather than cropping so that a defect
-   at the border is never cut away;
-3. nothing else on the host: scaling to the backbone's range (x/127.5 - 1) is
+2. an image under twice the model input on both axes (the demo's 256 px parts,
+   ../shared/realdata, most training sets) is resized with Pillow's antialiased
+   bilinear, exactly as before issue 18 (byte-identical: models trained earlier keep
+   their pixels; benchmarks/preprocess_change.py measures it);
+3. a larger one (camera frames) is box-halved per axis (2x2 / 2x1 mean, rounded half
+   up) while that axis is at least twice the target, an exact integer reduction
+   that reads every pixel once, then finished with a 2-tap bilinear (half-pixel
+   centres, Q8 weights, one rounding: OpenCV's ``INTER_LINEAR_EXACT``); from under
+   2x no pixel is skipped. Stretching, never cropping, so that a defect at the
+   border is never cut away. OpenCV computes it when installed (1080p in ~1 ms,
+   was ~8 ms); without it Pillow's ``reduce`` and a NumPy copy of the same integer
+   arithmetic do, bit-identically (tests/unit/test_preprocess_resize.py), so a
+   device without OpenCV sees what a workstation with it trained on;
+4. nothing else on the host: scaling to the backbone's range (x/127.5 - 1) is
    a layer inside the model graph, so a deployed model takes raw uint8 pixels.
 """
 from __future__ import annotations
@@ -19,8 +29,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-RESAMPLE = Image.BILINEAR
-REDUCING_GAP = 2.0
+ASPECT = "stretch"  # the whole field of view, never a crop (camera sources rely on it)
 # Inside the model graph (trainer.model); recorded here so metadata can say it.
 SCALE = 1.0 / 127.5
 OFFSET = -1.0
@@ -37,27 +46,102 @@ def as_hw(size):
     return h, w
 
 
-def resize_image(img: Image.Image, size) -> Image.Image:
-    """Resize an RGB PIL image to ``size`` (int or (h, w)) exactly as training did."""
+def halvings(height, width, size):
+    """How many times each axis is box-halved before the final bilinear step: (ny, nx)."""
     h, w = as_hw(size)
-    if img.size == (w, h):
-        return img
-    return img.resize((w, h), RESAMPLE, reducing_gap=REDUCING_GAP)
+    ny = nx = 0
+    while height >= 2 * h:
+        height //= 2
+        ny += 1
+    while width >= 2 * w:
+        width //= 2
+        nx += 1
+    return ny, nx
 
 
-def to_model_input(image, size) -> np.ndarray:
+def _cv2():
+    global _CV2
+    if _CV2 is None:
+        try:
+            import cv2
+        except ImportError:  # opencv is the camera extra, not a requirement
+            cv2 = False
+        _CV2 = cv2
+    return _CV2
+
+
+_CV2 = None
+
+
+def _halve(a: np.ndarray, ny: int, nx: int, cv2) -> np.ndarray:
+    """Box-halve ``a`` ny times vertically, nx times horizontally; an odd last row/column is dropped.
+
+    OpenCV's bilinear at exactly 1/2 samples between pixel centres, i.e. the rounded 2x2 mean,
+    which is what Pillow's ``reduce`` computes (its 11-bit weights are 1/2 exactly, so the fixed-point
+    sum is exact). INTER_LINEAR rather than _EXACT here: the same bits, 1.7x faster on a 2x1 step.
+    """
+    img = None
+    while ny or nx:
+        fy, fx = (2 if ny else 1), (2 if nx else 1)
+        if cv2:
+            h, w = a.shape[0] // fy, a.shape[1] // fx
+            a = cv2.resize(a[:h * fy, :w * fx], (w, h), interpolation=cv2.INTER_LINEAR)
+        else:
+            img = Image.fromarray(a) if img is None else img
+            w, h = img.size[0] // fx, img.size[1] // fy
+            img = img.reduce((fx, fy), box=(0, 0, w * fx, h * fy))
+        ny, nx = max(ny - 1, 0), max(nx - 1, 0)
+    return a if img is None else np.asarray(img)
+
+
+def _taps(n_in, n_out):
+    """Source indices and Q8 weights of OpenCV's INTER_LINEAR_EXACT along one axis."""
+    f = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    i0 = np.floor(f).astype(np.intp)
+    frac = f - i0
+    low, high = i0 < 0, i0 >= n_in - 1
+    frac[low | high] = 0.0
+    i0[low], i0[high] = 0, n_in - 1
+    w1 = np.rint(frac * 256).astype(np.uint32)
+    return i0, np.minimum(i0 + 1, n_in - 1), 256 - w1, w1
+
+
+def _bilinear(a: np.ndarray, h: int, w: int, cv2) -> np.ndarray:
+    if cv2:
+        return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR_EXACT)
+    x0, x1, a0, a1 = _taps(a.shape[1], w)
+    y0, y1, b0, b1 = _taps(a.shape[0], h)
+    s = a.astype(np.uint32)
+    row = s[:, x0] * a0[None, :, None] + s[:, x1] * a1[None, :, None]  # exact: Q8
+    out = row[y0] * b0[:, None, None] + row[y1] * b1[:, None, None]  # exact: Q16
+    return ((out + (1 << 15)) >> 16).astype(np.uint8)
+
+
+def to_model_input(image, size, use_opencv=None) -> np.ndarray:
     """RGB uint8 image (PIL or HxWx3 array) -> uint8 array of shape (h, w, 3).
 
-    Arrays must already be RGB (convert OpenCV's BGR frames first).
+    Arrays must already be RGB (convert OpenCV's BGR frames first). ``use_opencv``
+    (default: when installed) only picks who computes; the pixels are the same.
     """
+    h, w = as_hw(size)
+    cv2 = _cv2() if use_opencv is None or use_opencv else False
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
-        h, w = as_hw(size)
-        if image.shape[:2] == (h, w):
-            return np.ascontiguousarray(image)
-        image = Image.fromarray(image)
-    return np.asarray(resize_image(image, size), dtype=np.uint8)
+        a = image
+    else:
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        a = np.asarray(image)
+    if a.shape[:2] == (h, w):
+        return np.ascontiguousarray(a)
+    ny, nx = halvings(a.shape[0], a.shape[1], (h, w))
+    if not (ny or nx):
+        img = image if isinstance(image, Image.Image) and image.mode == "RGB" else Image.fromarray(a)
+        return np.asarray(img.resize((w, h), Image.BILINEAR, reducing_gap=2.0), dtype=np.uint8)
+    a = _halve(a, ny, nx, cv2)
+    if a.shape[:2] != (h, w):
+        a = _bilinear(a, h, w, cv2)
+    return np.ascontiguousarray(a)
 
 
 def describe(size) -> dict:
@@ -68,9 +152,10 @@ def describe(size) -> dict:
         "input_width": w,
         "color": "RGB",
         "dtype": "uint8",
-        "resize": "bilinear",
-        "reducing_gap": REDUCING_GAP,
-        "aspect": "stretch",
+        "resize": "bilinear (Pillow) under 2x the target; else box-halve each axis while >= 2x, then "
+                  "2-tap bilinear (INTER_LINEAR_EXACT)",
+        "reducing_gap": 2.0,
+        "aspect": ASPECT,
         "jpeg_draft": True,
         "in_graph_scale": SCALE,
         "in_graph_offset": OFFSET,

@@ -54,6 +54,7 @@ class EdgeModel:
         self.threads = loaded.threads
         self.on_edgetpu = loaded.edgetpu
         self.notes = list(loaded.notes)
+        self.backend_choice = loaded.choice  # the --backend fastest timings, for the log
         self.meta = meta or {}
         self._it = loaded.interpreter
         self._lock = threading.Lock()
@@ -213,14 +214,17 @@ class EdgeModel:
         return raw.astype(np.float32, copy=False)
 
     def _run(self, x):
+        """-> (outputs, invoke ms): set_tensor + invoke timed apart from reading the outputs."""
         with self._lock:
+            t = time.perf_counter()
             self._it.set_tensor(self._in_index, x)
             self._it.invoke()
+            invoke_ms = (time.perf_counter() - t) * 1e3
             if self.task == PLAIN:
-                return (self._output(0),)
+                return (self._output(0),), invoke_ms
             if self.task == "classifier":
-                return self._output(self._score_i), self._output(self._types_i)
-            return self._output(self._score_i), self._output(self._map_i)
+                return (self._output(self._score_i), self._output(self._types_i)), invoke_ms
+            return (self._output(self._score_i), self._output(self._map_i)), invoke_ms
 
     def warmup(self):
         """One invoke on a blank frame: XNNPACK packs weights on the first call (watch calls this)."""
@@ -230,6 +234,16 @@ class EdgeModel:
         """Bare set_tensor + invoke (benchmarks compare the runtime against this)."""
         self._it.set_tensor(self._in_index, x)
         self._it.invoke()
+
+    def _finish(self, x, path, t0, top_k):
+        """Input tensor ready (preprocessing began at ``t0``) -> Prediction with its stage times."""
+        t1 = time.perf_counter()
+        outs, invoke_ms = self._run(x)
+        pred = self._postprocess(outs, path, t0, top_k)
+        pre = (t1 - t0) * 1e3
+        pred.stages_ms = {"preprocess": pre, "invoke": invoke_ms,
+                          "postprocess": max(pred.latency_ms - pre - invoke_ms, 0.0)}
+        return pred
 
     def _postprocess(self, outs, path, t0, top_k):
         if self.task == PLAIN:
@@ -260,18 +274,17 @@ class EdgeModel:
         t0 = time.perf_counter()
         x = self.prepare(image)
         path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-        return self._postprocess(self._run(x), path, t0, top_k)
+        return self._finish(x, path, t0, top_k)
 
     def predict_array(self, rgb, top_k=5) -> Prediction:
         """Decoded RGB uint8 frame (any size) -> Prediction."""
         t0 = time.perf_counter()
-        x = self.prepare(rgb)
-        return self._postprocess(self._run(x), None, t0, top_k)
+        return self._finish(self.prepare(rgb), None, t0, top_k)
 
     def predict_pixels(self, px, path=None, top_k=5, decode_ms=0.0) -> Prediction:
         """Already-resized (h, w, 3) pixels (from :meth:`pixels`) -> Prediction; adds ``decode_ms``."""
         t0 = time.perf_counter() - decode_ms / 1e3
-        return self._postprocess(self._run(self.to_tensor(px)), path, t0, top_k)
+        return self._finish(self.to_tensor(px), path, t0, top_k)
 
     def iter_predict(self, paths, workers=1, top_k=5):
         """Yield ``(path, Prediction | ImageError)`` in order (see :func:`edge.batch.iter_predict`)."""
@@ -282,6 +295,7 @@ class EdgeModel:
     def describe(self) -> dict:
         return {"model": str(self.path), "requested_model": str(self.requested_path), "task": self.task,
                 "backend": self.backend, "backend_version": self.loaded.backend_version,
+                "backend_choice": self.backend_choice or None,
                 "threads": self.threads, "edgetpu": self.on_edgetpu,
                 "input_size": list(self.input_size), "input_dtype": self.input_dtype.name,
                 "threshold": self.threshold, "labels": self.labels if self.task != PLAIN else len(self.labels),

@@ -93,8 +93,11 @@ def parse_graph(model) -> dict:
             bi = t.scalar(2, "I")
             b = buffers[bi] if 0 < bi < len(buffers) else None
             nbytes = _buffer_bytes(buf, b) if b is not None else 0
+            q = t.table(4)
+            scales, zeros = (q.vector(2, "f"), q.vector(3, "q")) if q else ([], [])
             tensors.append({
-                "name": t.string(3) or "", "shape": shape, "signature": t.vector(7) or shape, "dtype": dtype,
+                "name": t.string(3) or "", "shape": shape,
+                "quantization": (scales[0] if scales else 0.0, zeros[0] if zeros else 0), "signature": t.vector(7) or shape, "dtype": dtype,
                 "constant": nbytes > 0, "bytes": nbytes,
                 "values": _constant_values(buf, b, dtype) if nbytes else None,
                 "elements": math.prod(shape) if shape else 1,

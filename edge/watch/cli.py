@@ -12,6 +12,8 @@ Examples:
   edgeinspect watch --model m.tflite --source rtsp://cam1/stream --drop oldest --mqtt localhost:1883
   edgeinspect watch --model m.tflite --source 0 --rejects rejects/ --on-defect 'curl -s -d @- http://plc/reject'
   edgeinspect watch --model m.tflite --source /srv/camera --log r.jsonl --install-service --service-file w.service
+  edgeinspect watch --model m.tflite --source 0 --opcua-port 4840 --modbus-port 5020 --ui-port 8080
+  edgeinspect watch --modbus-map
 
 \b
 Every item gets one JSONL line (status ok|error|dropped); SIGTERM/Ctrl-C stops after the item in
@@ -45,7 +47,32 @@ flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/option
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=D("metrics_port"), help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-host", default=D("metrics_host"), show_default=True, help="Address for /metrics (0.0.0.0 exposes it).")
 @click.option("--drift-window", type=click.IntRange(1), default=D("drift_window"), show_default=True, help="N for the score-drift gauge.")
-@click.option("--backend", default=D("backend"), help="Interpreter: litert, tflite-runtime or tensorflow (default: first that works).")
+@click.option("--listen", default=D("listen"), show_default=True,
+              help="Address the OPC UA, Modbus and live-page servers bind (0.0.0.0: every interface).")
+@click.option("--opcua-port", type=click.IntRange(0, 65535), default=D("opcua_port"),
+              help="Serve OPC UA here (e.g. 4840): an 'edgeinspect' object with the last result and counters.")
+@click.option("--opcua-security", type=click.Path(dir_okay=False), default=D("opcua_security"),
+              help="OPC UA server certificate (PEM/DER): only Basic256Sha256 Sign & Encrypt, no anonymous plain text.")
+@click.option("--opcua-key", type=click.Path(dir_okay=False), default=D("opcua_key"), help="Its private key (PEM).")
+@click.option("--opcua-trust", type=click.Path(file_okay=False), default=D("opcua_trust"),
+              help="With --opcua-security: accept only client certificates in this folder.")
+@click.option("--modbus-port", type=click.IntRange(0, 65535), default=D("modbus_port"),
+              help="Serve Modbus TCP here (e.g. 5020; 502 needs root). See --modbus-map.")
+@click.option("--modbus-map", is_flag=True, is_eager=True, expose_value=False, callback=lambda c, p, v: _modbus_map(c, v),
+              help="Print the Modbus register map and exit.")
+@click.option("--webhook", default=D("webhook"), help="POST each result as JSON to this http(s) URL (queued, retried, never blocks).")
+@click.option("--webhook-on", type=click.Choice(["all", "defective"]), default=D("webhook_on"), show_default=True,
+              help="Post every result, or defective parts only.")
+@click.option("--webhook-timeout", type=float, default=D("webhook_timeout"), show_default=True, help="Seconds per POST attempt.")
+@click.option("--webhook-retries", type=click.IntRange(0, 100), default=D("webhook_retries"), show_default=True,
+              help="Retries of a failed POST (back-off 0.5 s, 1 s, 2 s ...); then it is counted as lost.")
+@click.option("--ui-port", type=click.IntRange(0, 65535), default=D("ui_port"),
+              help="Serve the live operator page here (e.g. 8080): counters, last parts, rejects with heat maps.")
+@click.option("--ui-token", default=D("ui_token"), envvar="EDGEINSPECT_UI_TOKEN",
+              help="Require this token for the page (?token=...); needed with a non-loopback --listen. "
+                   "[env: EDGEINSPECT_UI_TOKEN]")
+@click.option("--backend", default=D("backend"), help="Interpreter: litert, tflite-runtime, tensorflow, openvino, or fastest (a short self-benchmark at "
+              "load, logged); default: first that works.")
 @click.option("--threads", type=click.IntRange(1, 256), default=D("threads"), help="Interpreter threads.")
 @click.option("--device", default=D("device"), help="Edge TPU device (e.g. usb, pci:0).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=D("labels"), help="Labels file for a plain classifier without metadata.")
@@ -57,7 +84,8 @@ flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/option
 @click.option("--user", default=None, help="With --install-service: run as this user (default: you).")
 @click.pass_context
 def watch(ctx, **kw):
-    """Inspect parts as they arrive and report every verdict (log, rejects, hook, MQTT, metrics)."""
+    """Inspect parts as they arrive and report every verdict (log, rejects, hook, MQTT, metrics, OPC UA, Modbus,
+    webhook, live page)."""
     if kw["install_service"]:
         _install_service(ctx, kw)
         return
@@ -82,14 +110,29 @@ def watch(ctx, **kw):
         ctx.exit(EXIT_RESTART)
 
 
+def _modbus_map(ctx, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from edge.watch.sinks.modbus import format_map
+
+    click.echo(format_map())
+    ctx.exit(0)
+
+
 def _install_service(ctx, kw):
     from edge.atomic import atomic_write_text
-    from edge.watch.systemd import absolute_args, unit_text
+    from edge.watch.systemd import ENV_FILE, absolute_args, needs_low_ports, secret_env, unit_text
 
     defaults = {p.name: p.default for p in ctx.command.params}
     order = [p.name for p in ctx.command.params]
     args = absolute_args(kw, defaults, order)
-    text = unit_text(args, user=kw["user"], description=f"edgeinspect watch {kw['source']}")
+    secrets = secret_env(kw)
+    text = unit_text(args, user=kw["user"], description=f"edgeinspect watch {kw['source']}",
+                     env_file=ENV_FILE if secrets else None, low_ports=needs_low_ports(kw))
+    if secrets:
+        lines = "\\n".join(f"{k}={v}" for k, v in secrets.items())
+        click.echo(f"the unit reads {', '.join(secrets)} from {ENV_FILE}; create it (readable by root only) with: "
+                   f"printf '{lines}\\n' | sudo install -D -m 600 /dev/stdin {ENV_FILE}", err=True)
     if kw["service_file"]:
         atomic_write_text(kw["service_file"], text)
         click.echo(f"wrote {kw['service_file']}; install it with: sudo cp {kw['service_file']} "

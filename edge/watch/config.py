@@ -6,6 +6,7 @@ with the same one-line message naming the option.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import MISSING, dataclass, fields
 
@@ -37,6 +38,20 @@ class WatchConfig:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     drift_window: int = 100
+    # Plant outputs (issue 15): OPC UA, Modbus TCP, webhook, live page; servers bind `listen`.
+    listen: str = "127.0.0.1"
+    opcua_port: int | None = None
+    opcua_security: str | None = None  # server certificate: Basic256Sha256 Sign & Encrypt only
+    opcua_key: str | None = None
+    opcua_trust: str | None = None     # folder of client certificates allowed to connect
+    modbus_port: int | None = None
+    webhook: str | None = None
+    webhook_on: str = "all"
+    webhook_timeout: float = 2.0
+    webhook_retries: int = 3
+    webhook_backoff: float = 0.5
+    ui_port: int | None = None
+    ui_token: str | None = None
     backend: str | None = None
     threads: int | None = None
     device: str | None = None
@@ -67,6 +82,17 @@ class WatchConfig:
             raise ConfigError(f"--existing {self.existing}: use 'process' or 'skip'")
         if self.drop not in (None, "oldest", "none"):
             raise ConfigError(f"--drop {self.drop}: use 'oldest' or 'none'")
+        if self.ui_port is not None and not self.ui_token and not is_loopback(self.listen):
+            raise ConfigError(f"--ui-port with --listen {self.listen} shows the line's parts to the whole network: "
+                              "set --ui-token SECRET (or EDGEINSPECT_UI_TOKEN) so only holders of the token see it")
+        if self.webhook_on not in ("all", "defective"):
+            raise ConfigError(f"--webhook-on {self.webhook_on}: use 'all' or 'defective'")
+        ports = [(f, getattr(self, f)) for f in ("metrics_port", "opcua_port", "modbus_port", "ui_port")]
+        used = [(f, p) for f, p in ports if p]  # 0 is "any free port": never a clash
+        for i, (f, p) in enumerate(used):
+            for g, q in used[:i]:
+                if p == q:
+                    raise ConfigError(f"--{f.replace('_', '-')} {p}: the same port as --{g.replace('_', '-')}")
         if self.retry_max < self.retry_initial:
             raise ConfigError(f"--retry-max {self.retry_max} is below --retry-initial {self.retry_initial}")
 
@@ -78,7 +104,18 @@ RANGES = {
     "metrics_port": (0, 65535, False), "drift_window": (1, 10**7, False), "threads": (1, 256, False),
     "max_items": (1, None, False), "fps": (0.0, 10000, True), "reload_interval": (0.0, 3600, True),
     "retry_initial": (0.0, 3600, True), "retry_max": (0.0, 86400, True), "status_every": (0.0, None, True),
+    "opcua_port": (0, 65535, False), "modbus_port": (0, 65535, False), "ui_port": (0, 65535, False),
+    "webhook_timeout": (0.0, 600, True), "webhook_retries": (0, 100, False), "webhook_backoff": (0.0, 3600, True),
 }
+
+
+def is_loopback(host) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def default(name):

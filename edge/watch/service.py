@@ -39,7 +39,7 @@ from edge.watch.model_file import ModelWatcher, load_model
 from edge.watch.sinks import SinkContext, SinkSet
 from edge.watch.sources import SourceError, make_source
 from edge.watch.stats import Ring
-from edge.watch.status import StatusLine, format_summary, status_line, summary
+from edge.watch.status import STAGES, StatusLine, format_summary, status_line, summary
 
 __all__ = ["Service", "WatchConfig", "format_summary"]
 
@@ -53,6 +53,7 @@ class Service:
         self.counts = dict(sent=0, ok=0, passed=0, failed=0, errors=0, dropped=0, disconnects=0,
                            reconnects=0, reloads=0, reload_failures=0)
         self.latency, self.e2e, self.e2e_durable = Ring(), Ring(), Ring()
+        self.stages = {k: Ring() for k in STAGES}  # where the inference time goes (status line, summary)
         self.model_path = os.path.abspath(cfg.model)
         self.model, self.model_sha, sig = self._load_model()
         self.model_watch = ModelWatcher(self.model_path, self._load_model, cfg.reload_interval,
@@ -201,6 +202,8 @@ class Service:
         self.e2e.add(e2e)
         if pred is not None:
             self.latency.add(pred.latency_ms)
+            for k, v in (pred.stages_ms or {}).items():
+                self.stages[k].add(v)
         self.sinks.handle(rec, pred, item, before_log=False)
         return rec
 
@@ -229,7 +232,9 @@ class Service:
             except Exception:
                 pass  # a live source that is down at start: the reader retries with back-off
             self.event("start", model=self.model_path, model_version=self.model.meta.get("model_version"),
-                       model_sha=self.model_sha, task=getattr(self.model, "task", None), source=self.source.id,
+                       model_sha=self.model_sha, task=getattr(self.model, "task", None),
+                       backend=getattr(self.model, "backend", None),
+                       backend_choice=getattr(self.model, "backend_choice", None) or None, source=self.source.id,
                        source_kind=self.source_kind, drop=self.drop, queue=self.qmax,
                        skipped_existing=getattr(self.source, "skipped_existing", 0), pid=os.getpid())
             reader = threading.Thread(target=self.feed.run, name="edgeinspect-reader", daemon=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+STAGES = ("preprocess", "invoke", "postprocess")  # EdgeModel's Prediction.stages_ms
+
 
 def _elapsed(svc):
     return time.monotonic() - (svc.t_start or time.monotonic())
@@ -13,8 +15,11 @@ def status_line(svc):
     el = max(_elapsed(svc), 1e-9)
     p50, p95 = svc.latency.pct(50, 1000), svc.latency.pct(95, 1000)
     lat = f"{p50:.1f}/{p95:.1f} ms" if p50 is not None else "-"
+    stages = [svc.stages[k].pct(50, 1000) for k in STAGES]
+    split = "/".join(f"{v:.1f}" for v in stages) + " ms" if None not in stages else "-"
     return (f"watch {svc.source_kind}: {(c['ok'] + c['errors']) / el:.1f}/s  pass {c['passed']}  "
-            f"fail {c['failed']}  err {c['errors']}  drop {c['dropped']}  p50/p95 {lat}  q {len(svc.feed)}")
+            f"fail {c['failed']}  err {c['errors']}  drop {c['dropped']}  p50/p95 {lat}  "
+            f"pre/inv/post {split}  q {len(svc.feed)}")
 
 
 class StatusLine:
@@ -60,6 +65,7 @@ def summary(svc):
         "rate_per_s": round((c["ok"] + c["errors"]) / el, 3) if el > 0 else None,
         "latency_ms": {"p50": rnd(svc.latency.pct(50)), "p95": rnd(svc.latency.pct(95))},
         "e2e_ms": {"p50": rnd(svc.e2e.pct(50)), "p95": rnd(svc.e2e.pct(95))},
+        "stages_ms": {k: {"p50": rnd(svc.stages[k].pct(50)), "p95": rnd(svc.stages[k].pct(95))} for k in STAGES},
         "e2e_durable_ms": {"p50": rnd(svc.e2e_durable.pct(50)), "p95": rnd(svc.e2e_durable.pct(95))},
         "model_sha": svc.model_sha, "log": str(svc.log.path) if svc.log.path else None,
         "log_lines": svc.log.lines, "log_rotations": svc.log.rotations,
@@ -67,6 +73,7 @@ def summary(svc):
         "reject_overlays_missing": rejects.get("overlays_missing", 0),
         "sink_errors": dict(svc.sink_errors),
         "hook": sinks.get("hook"), "mqtt": sinks.get("mqtt"), "log_error": svc.log_error,
+        **{name: sinks.get(name) for name in ("opcua", "modbus", "webhook", "ui")},
     }
 
 
@@ -89,8 +96,27 @@ def format_summary(s):
     if s.get("mqtt"):
         m = s["mqtt"]
         lines.append(f"  mqtt: {m['published']} delivered, {m['unsent']} not delivered (queued), {m['failed']} failed")
+    lines += _plant_lines(s)
     if s.get("log"):
         lines.append(f"  log: {s['log']} ({s['log_lines']} lines this run)")
     if s.get("log_error"):
         lines.append(f"  stopped: {s['log_error']}")
     return "\n".join(lines)
+
+
+def _plant_lines(s):
+    out = []
+    if s.get("opcua"):
+        o = s["opcua"]
+        out.append(f"  opcua: {o['url']}, {o['applied']} updates published, {o['dropped']} superseded, {o['failed']} failed")
+    if s.get("modbus"):
+        m = s["modbus"]
+        out.append(f"  modbus: {m['updates']} updates, {m['reads']} reads served")
+    if s.get("webhook"):
+        w = s["webhook"]
+        out.append(f"  webhook: {w['sent']} sent, {w['failed']} failed, {w['dropped']} dropped (queue full), "
+                   f"{w['unsent']} unsent, {w['retries']} retries")
+    if s.get("ui"):
+        u = s["ui"]
+        out.append(f"  live page: {u['url']}, {u['requests']} requests")
+    return out

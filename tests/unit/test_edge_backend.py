@@ -100,7 +100,8 @@ def test_backend_info_names_auto_choice_without_importing_tensorflow():
     info = B.backend_info()
     assert info["name"] == "litert" and info["module"] == "ai_edge_litert.interpreter"
     assert info["version"] == __import__("ai_edge_litert").__version__
-    assert {b["name"] for b in B.installed_backends()} == set(B.BACKENDS)
+    assert {b["name"] for b in B.installed_backends()} == set(B.CHOICES)  # openvino listed, never auto
+    assert "openvino" not in B.BACKENDS
 
 
 def test_edgetpu_model_detected_and_delegate_requested_with_device(monkeypatch, tmp_path):

@@ -15,7 +15,7 @@ from tests.fixtures.common import ROOT
 
 BLOCKED = ("tensorflow", "keras", "tf_keras")
 # extra -> the import name whose absence may stop a module (and nothing else may)
-OPTIONAL = ("cv2", "paho", "prometheus_client", "picamera2")
+OPTIONAL = ("cv2", "paho", "prometheus_client", "picamera2", "asyncua", "pymodbus")
 
 PROBE = r"""
 import importlib, importlib.abc, importlib.util, json, pkgutil, sys

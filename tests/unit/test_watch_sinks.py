@@ -147,7 +147,8 @@ def test_every_sink_module_implements_the_protocol():
 
     from edge.watch.sinks import MODULES, Sink
 
-    classes = {"rejects": "RejectStore", "prometheus": "Metrics", "mqtt": "MqttSink", "hook": "HookRunner"}
+    classes = {"rejects": "RejectStore", "prometheus": "Metrics", "mqtt": "MqttSink", "hook": "HookRunner",
+               "opcua": "OpcUaServer", "modbus": "ModbusServer", "webhook": "WebhookSink", "ui": "LivePage"}
     assert set(MODULES) == set(classes)
     for mod, cls in classes.items():
         m = importlib.import_module(f"edge.watch.sinks.{mod}")
@@ -200,3 +201,82 @@ def test_require_optional_names_the_option_and_the_extra():
         require_optional("no_such_module_xyz", "watch", "--mqtt", "paho-mqtt")
     with pytest.raises(EdgeInspectError, match=r"^video sources need OpenCV: pip install 'edgeinspect\[camera\]'$"):
         require_optional("no_such_module_xyz", "camera", "video sources", "OpenCV")
+
+
+def _reject_item(tmp_path, name="part_7.jpg", data=b"\xff\xd8camera bytes\xff\xd9"):
+    from types import SimpleNamespace
+
+    src = tmp_path / name
+    src.write_bytes(data)
+    return SimpleNamespace(path=str(src), source_id=name, rgb=None), SimpleNamespace(verdict="defective",
+                                                                                      anomaly_map=None)
+
+
+def test_reject_copy_is_written_off_the_loop_and_named_in_the_record_first(tmp_path):
+    from edge.watch.sinks.rejects import RejectStore
+
+    store = RejectStore(tmp_path / "rejects")
+    item, pred = _reject_item(tmp_path)
+    rec = {}
+    store.handle(rec, pred, item)
+    os.remove(item.path)  # the source may be moved once its line is logged: the bytes were taken already
+    store.close()
+    out = rec["reject"]
+    assert os.path.dirname(out) == str((tmp_path / "rejects").resolve()) and out.endswith("_part_7.jpg")
+    with open(out, "rb") as fh:
+        assert fh.read() == b"\xff\xd8camera bytes\xff\xd9"
+    assert store.summary() == {"saved": 1, "failed": 0, "unsaved": 0, "overlays_missing": 0}
+
+
+def test_a_failed_reject_write_is_a_sink_error_naming_the_file_and_the_writer_goes_on(tmp_path, monkeypatch):
+    from edge.watch.sinks import rejects
+
+    calls = {"n": 0}
+    real = rejects.atomic_write_bytes
+
+    def flaky(path, data):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(rejects, "atomic_write_bytes", flaky)
+    events = []
+    store = rejects.RejectStore(tmp_path / "rejects", on_event=lambda name, **f: events.append((name, f)))
+    first, second = {}, {}
+    for rec, name in ((first, "a.png"), (second, "b.png")):
+        item, pred = _reject_item(tmp_path, name)
+        store.handle(rec, pred, item)
+    store.close()
+    assert store.summary()["saved"] == 1 and store.summary()["failed"] == 1
+    [(name, fields)] = events
+    assert name == "sink_error" and fields["path"] == first["reject"] and "No space left" in fields["error"]
+    assert not os.path.exists(first["reject"]) and os.path.exists(second["reject"])
+
+
+def test_a_full_reject_queue_makes_the_loop_write_itself_instead_of_dropping(tmp_path, monkeypatch):
+    import threading
+
+    from edge.watch.sinks import rejects
+
+    gate = threading.Event()
+    real = rejects.atomic_write_bytes
+
+    def slow(path, data):
+        gate.wait(10)
+        return real(path, data)
+
+    monkeypatch.setattr(rejects, "QUEUE", 1)
+    store = rejects.RejectStore(tmp_path / "rejects")
+    monkeypatch.setattr(rejects, "atomic_write_bytes", slow)
+    recs = []
+    timer = threading.Timer(0.5, gate.set)  # the stalled disk comes back while the loop is writing
+    timer.start()
+    for i in range(4):
+        item, pred = _reject_item(tmp_path, f"p{i}.png")
+        recs.append({})
+        store.handle(recs[-1], pred, item)
+    store.close()
+    timer.cancel()
+    assert store.summary()["saved"] == 4
+    assert all(os.path.exists(r["reject"]) for r in recs)

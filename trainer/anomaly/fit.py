@@ -195,7 +195,7 @@ def train_anomaly(cfg, echo=None) -> Path:
     echo(f"fitted in {fit_seconds:.1f}s: bank {bank.shape[0]} x {dim} from {n_patches} patches, map {grid[0]}x{grid[1]}")
 
     run_dir = new_run_dir(cfg.project, cfg.name)
-    metrics = evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc)
+    metrics = evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc, root)
     metrics.update(fit_seconds=fit_seconds, coreset_seconds=coreset_s,
                    fit_images=[f["path"] for f in fit_files])
     from trainer.layers import save_model
@@ -229,7 +229,7 @@ def train_anomaly(cfg, echo=None) -> Path:
     return run_dir
 
 
-def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
+def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc, root=None):
     from trainer.evaluate import NO_TEST, per_type_line, shout
     from trainer.metrics import binary_report, format_report, per_type_recall
 
@@ -241,7 +241,7 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
         if not files[split]:
             out[split] = None
             continue
-        scores, _ = predict_files(model, files[split], size)
+        scores, maps = predict_files(model, files[split], size)
         y = np.array([f["label"] for f in files[split]], dtype=int)
         with warnings_module.catch_warnings():
             warnings_module.simplefilter("ignore", UserWarning)  # sklearn: single-label confusion matrix
@@ -268,6 +268,12 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc):
             per_type = per_type_recall([f["type"] for f in files["test"]], scores, 0.5)
             out["per_type_test"] = per_type
             echo(per_type_line(per_type))
+            if root is not None:
+                from trainer.pixel_metrics import format_pixel, pixel_report
+
+                out["pixel_test"] = pixel_report(maps, files["test"], root, size)
+                if out["pixel_test"]:
+                    echo(format_pixel(out["pixel_test"]))
         warnings += [f"{split}: {w}" for w in rep["warnings"]]
     if out.get("test") is None:
         warnings.append(NO_TEST)

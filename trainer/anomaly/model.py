@@ -4,7 +4,7 @@ Graph (converts to TFLite float32 and full-integer int8; every op is on the Edge
 
     raw pixels -> Rescaling -> MobileNetV2 taps
       patch path:  L2 per tap -> deeper tap x2 (nearest + [1 2 1] + border scale = bilinear) -> concat
-                   -> 3x3 average -> L2 -> bank as a 1x1 CONV_2D (RELU6) -> min over channels
+                   -> 3x3 box filter -> L2 -> bank as a 1x1 CONV_2D (RELU6) -> min over channels
                    -> 1x1 conv -> sigmoid -> "map";  max -> patch evidence (image level)
       global path: pooled mean and mean of squares of ``global_tap`` -> whitening (1x1 conv)
                    -> squares -> sum (1x1 conv) -> Mahalanobis evidence
@@ -79,8 +79,7 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
         grid.append(f)
     x = keras.layers.Concatenate(axis=-1, name="taps")(grid) if len(grid) > 1 else grid[0]
     if pool and pool > 1:
-        # Local neighbourhood: a patch feature describes its 3x3 surroundings (PatchCore).
-        x = keras.layers.AveragePooling2D(pool, strides=1, padding="same", name="local_pool")(x)
+        x = _local_sum(keras, x, pool, "local_pool")
     x = L.L2Normalize(name="unit_features")(x)
     outputs = [x]
     if g is not None:
@@ -89,6 +88,20 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
             sq = keras.layers.Multiply(name="global_square")([g, g])
             outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_meansq")(sq))
     return keras.Model(inp, outputs, name="patch_features")
+
+
+def _local_sum(keras, x, k, name):
+    """Local neighbourhood: a patch feature describes its k x k surroundings (PatchCore).
+
+    A k x k average pooling followed by the L2 normalisation, computed as a fixed depthwise box filter:
+    the average's border cells divide by fewer cells, a per-cell positive factor the L2 normalisation
+    removes, so the features are the same (float: to 1e-6). int8 AVERAGE_POOL_2D with 'same' padding
+    is a slow path in LiteRT (0.4 ms of the scorer's ~3.4 ms at 28x28x128); the depthwise conv is 0.04 ms.
+    """
+    conv = keras.layers.DepthwiseConv2D(k, padding="same", use_bias=False, trainable=False, name=name)
+    out = conv(x)
+    conv.set_weights([np.full((k, k, x.shape[-1], 1), 1.0 / (k * k), np.float32)])
+    return out
 
 
 def _upsample(keras, f, factor, name):

@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from edge.watch.log import now_iso
 
 # Order matters: sinks that add to the record (before_log) come first.
-MODULES = ("rejects", "prometheus", "mqtt", "hook")
+MODULES = ("rejects", "prometheus", "mqtt", "hook", "opcua", "modbus", "webhook", "ui")
 
 
 @runtime_checkable

@@ -37,6 +37,9 @@ class Metrics(BaseSink):
         self.hook_timeouts = pc.Counter("edgeinspect_hook_timeouts", "--on-defect hooks killed at --hook-timeout", registry=reg)
         self.reloads = pc.Counter("edgeinspect_model_reloads", "Model file changes handled", ["result"], registry=reg)
         self.latency = pc.Histogram("edgeinspect_inference_latency_seconds", "Model inference time", buckets=LATENCY_BUCKETS, registry=reg)
+        self.stage = pc.Histogram("edgeinspect_stage_latency_seconds", "Inference time by stage (preprocess: "
+                                  "decode/resize/quantize, invoke: the interpreter, postprocess: outputs to verdict)",
+                                  ["stage"], buckets=LATENCY_BUCKETS, registry=reg)
         self.e2e = pc.Histogram("edgeinspect_e2e_latency_seconds", "Frame in to result logged", buckets=LATENCY_BUCKETS, registry=reg)
         self.drift = pc.Gauge("edgeinspect_score_drift", "Mean score of the last N passed parts minus the first N", registry=reg)
         self.recent_score = pc.Gauge("edgeinspect_score_recent_mean", "Mean score of the last N passed parts", registry=reg)
@@ -79,6 +82,8 @@ class Metrics(BaseSink):
             self.e2e.observe(record["e2e_ms"] / 1e3)
         if prediction is not None:
             self.latency.observe(prediction.latency_ms / 1e3)
+            for stage, ms in (prediction.stages_ms or {}).items():
+                self.stage.labels(stage=stage).observe(ms / 1e3)
             self.drift.set(self.drift_tracker.drift)
             self.recent_score.set(self.drift_tracker.recent_mean)
         self.queue.set(self.queue_depth())

@@ -24,11 +24,11 @@ def make_source(spec, existing="process", done=(), poll=0.2, settle_timeout=10.0
     """``--source`` string -> a source object (folder, video file, stream URL, camera index, 'picamera')."""
     spec = str(spec)
     if spec == "picamera":
-        return PicameraSource()
+        return PicameraSource(model_size=size)
     if Path(spec).is_dir():
         return FolderSource(spec, existing=existing, done=done, poll=poll, settle_timeout=settle_timeout, size=size,
                             keep=keep, recursive=recursive, on_ignored=on_ignored)
-    return VideoSource(spec, realtime_fps=realtime_fps)
+    return VideoSource(spec, realtime_fps=realtime_fps, model_size=size)
 
 
 __all__ = ["Item", "SourceError", "SourceDisconnected", "FolderSource", "VideoSource", "PicameraSource",

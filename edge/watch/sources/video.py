@@ -18,8 +18,13 @@ class VideoSource:
     """
 
     MAX_BAD_RUN = 25  # undecodable frames in a row that end a video file without a usable frame count
+    # Capture modes a camera is asked for, smallest first: the first that covers the model input wins
+    # (less to transfer, decode and resize). A driver answers with its nearest mode, so each is read back.
+    CAMERA_MODES = ((320, 240), (640, 480), (1280, 720), (1920, 1080))
 
-    def __init__(self, spec, realtime_fps=None):
+    def __init__(self, spec, realtime_fps=None, model_size=None):
+        self.model_size = model_size
+        self.capture_size = None  # (w, h) a camera was set to
         self.spec = str(spec)
         if self.spec.isdigit():
             self.kind, self.target, self.live = "camera", int(self.spec), True
@@ -34,6 +39,7 @@ class VideoSource:
         self.prefix = "camera" if self.kind == "camera" else "video"
         self.realtime_fps = realtime_fps
         self.cap = None
+        self._cv2 = None
         self.pos = 0  # frames delivered so far = next frame number (kept across reopen)
         self.fps = None
         self.frame_count = None
@@ -44,6 +50,7 @@ class VideoSource:
     def open(self):
         cv2 = require_optional("cv2", "camera", "video, stream and camera sources", "OpenCV", SourceError)
         self.close()
+        self._cv2 = cv2
         cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
@@ -52,6 +59,8 @@ class VideoSource:
             raise SourceDisconnected(f"{self.spec}: cannot open {self.kind}")
         if self.kind == "camera":
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # inspect the newest frame, not a stale buffered one
+            if self.model_size is not None:
+                self.capture_size = smallest_covering_mode(cap, cv2, self.model_size, self.CAMERA_MODES)
         if self.kind == "video":
             self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             if self.pos:
@@ -104,10 +113,31 @@ class VideoSource:
         self.pos += 1
         item = Item(source_id=f"{self.prefix}:{n}", t_in=t_in)
         try:
-            item.rgb = frame_to_rgb(frame)
+            item.rgb = frame_to_rgb(frame, self._cv2)
         except ValueError as exc:
             item.error = f"{self.id}: frame {n}: {exc}"
         if self._failed:
             first, self._backlog, self._failed = self._failed[0], self._failed[1:] + [item], []
             return first
         return item
+
+
+def smallest_covering_mode(cap, cv2, model_size, modes):
+    """Set ``cap`` to the smallest of ``modes`` whose delivered size covers ``model_size`` (h, w);
+    -> the (w, h) the camera reports, or None when it ignores the request (kept as it was)."""
+    from edge.preprocess import as_hw
+
+    h, w = as_hw(model_size)
+    before = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+    for mw, mh in modes:
+        if mw < w or mh < h:
+            continue
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, mw)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, mh)
+        got = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+        if got[0] >= w and got[1] >= h:
+            return got
+    if before[0] and before[1]:  # nothing listed covers it: back to the camera's own mode
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, before[0])
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, before[1])
+    return None
