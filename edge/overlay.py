@@ -23,6 +23,7 @@ _RAMP = np.array([
     [1.00, 220, 0, 0],
 ], dtype=np.float64)
 OUTLINE_RGB = (255, 255, 255)
+IGNORED_DIM = 0.35  # brightness of the area a --roi model ignores
 
 
 def colorize(values) -> np.ndarray:
@@ -63,11 +64,19 @@ def _outline(mask):
     return mask & ~inner
 
 
-def overlay_image(image_rgb_uint8, anomaly_map_float, threshold=0.5, alpha=0.55, outline=True) -> Image.Image:
+def roi_mask(grid, height, width):
+    """Metadata ``roi.grid`` (rows of "0"/"1") -> (height, width) bool, True where the model inspects."""
+    g = np.array([[c == "1" for c in row] for row in grid], dtype=np.uint8) * 255
+    return np.asarray(Image.fromarray(g, mode="L").resize((width, height), Image.NEAREST)) > 127
+
+
+def overlay_image(image_rgb_uint8, anomaly_map_float, threshold=0.5, alpha=0.55, outline=True,
+                  roi=None) -> Image.Image:
     """The image with the heat map blended in and regions >= ``threshold`` outlined.
 
     Blending grows with the map value (good areas stay readable, hot areas
     are coloured); the outline marks exactly what the model calls defective.
+    ``roi``: the model's ROI grid (metadata ``roi.grid``): the ignored area is shown dimmed, unmapped.
     """
     img, m = _check(image_rgb_uint8, anomaly_map_float)
     h, w = img.shape[:2]
@@ -79,6 +88,9 @@ def overlay_image(image_rgb_uint8, anomaly_map_float, threshold=0.5, alpha=0.55,
     if outline:
         edge = _outline(up >= float(threshold))
         out[edge] = OUTLINE_RGB
+    if roi:
+        ignored = ~roi_mask(roi, h, w)
+        out[ignored] = (img[ignored].astype(np.float32) * IGNORED_DIM).astype(np.uint8)
     return Image.fromarray(out, "RGB")
 
 
@@ -91,4 +103,4 @@ def save_overlay(image_rgb_uint8, anomaly_map_float, out_path, threshold=0.5, **
     return atomic_write_bytes(out_path, buf.getvalue())
 
 
-__all__ = ["colorize", "upsample_map", "overlay_image", "save_overlay"]
+__all__ = ["colorize", "upsample_map", "roi_mask", "overlay_image", "save_overlay"]

@@ -147,7 +147,8 @@ def _inspect_all(m, files, workers, top_k, save_overlay, save_maps, records, use
 
                     map_path = _map_name(path, save_maps, used)
                     os.makedirs(save_maps, exist_ok=True)
-                    save_overlay(load_image(path), res.anomaly_map, map_path, threshold=m.threshold)
+                    save_overlay(load_image(path), res.anomaly_map, map_path, threshold=m.threshold,
+                                 roi=(m.meta.get("roi") or {}).get("grid"))
                     rec["map"] = map_path
                 except (EdgeInspectError, OSError, ValueError) as exc:
                     rec["error"] = f"heat map not saved: {exc}"

@@ -15,19 +15,37 @@ and Edge TPU compilable. Each bias is shifted by ``-round(mean_error / (s_in * s
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 CORRECTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
-def _channel_means(model_bytes, images, names):
-    """{tensor name: per-channel mean (C,)} of the dequantized tensors over ``images``."""
+def _open(model_bytes, threads=2):
+    """A quiet interpreter that keeps every intermediate tensor readable, on its own copy of the bytes.
+
+    The default (XNNPACK) delegate stays on: it packs each bias when it is applied, so a corrected
+    model needs a new interpreter, but its kernels run the passes 5x faster than the built-in ones
+    an editable interpreter would need (measured: 18 s -> 91 s for the 224 px classifier).
+    """
     from ai_edge_litert.interpreter import Interpreter
 
+    from export.quiet import captured_output
+
+    with captured_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": here it is the point
+        # bytes(bytearray(...)): a buffer the interpreter alone holds (it keeps the one it is given)
+        it = Interpreter(model_content=bytes(bytearray(model_bytes)), experimental_preserve_all_tensors=True,
+                         num_threads=threads)
+    it.allocate_tensors()
+    return it
+
+
+def _channel_means(it, images, names):
+    """{tensor name: per-channel mean (C,)} of the dequantized tensors of interpreter ``it`` over ``images``."""
     from edge.preprocess import quantize_pixels
 
-    it = Interpreter(model_content=bytes(model_bytes), experimental_preserve_all_tensors=True)
-    it.allocate_tensors()
     det = {d["name"]: d for d in it.get_tensor_details()}
     inp = it.get_input_details()[0]
     sums = {n: 0.0 for n in names}
@@ -82,32 +100,33 @@ def correct_bias(int8_bytes, fp32_bytes, images, max_images=32, progress=None):
     ``max_images`` of them, evenly spaced, are used. ``fp32_bytes``: the float32
     TFLite conversion of the same Keras model (tensor names must match).
     """
-    from ai_edge_litert.interpreter import Interpreter
-
     images = np.asarray(images)
     if len(images) == 0:
         raise ValueError("bias correction needs calibration images")
     step = max(1, len(images) // max_images)
     imgs = images[::step][:max_images]
-    fit = Interpreter(model_content=bytes(fp32_bytes))
-    float_names = {d["name"] for d in fit.get_tensor_details()}
+    ref_it = _open(fp32_bytes)
+    float_names = {d["name"] for d in ref_it.get_tensor_details()}
     buf = bytearray(int8_bytes)
     layers, skipped = _conv_layers(buf, float_names)
-    reference = _channel_means(fp32_bytes, imgs.astype(np.float32), [name for name, *_ in layers])
     names = [name for name, *_ in layers]
-    start = _channel_means(buf, imgs, names)
+    reference = _channel_means(ref_it, imgs.astype(np.float32), names)
+    del ref_it
+    start = _channel_means(_open(buf), imgs, names)
     before = [float(np.abs(start[name] - reference[name]).mean()) for name in names]
     from edge.progress import as_progress
 
     with as_progress(progress).bar(len(layers), "bias correction (conv layers)") as step:
-        for name, offset, n, scale in layers:
-            err = _channel_means(buf, imgs, [name])[name] - reference[name]
+        for i, (name, offset, n, scale) in enumerate(layers):
+            # nothing upstream of the first layer has changed yet: its error is the one measured at the start
+            mean = start[name] if i == 0 else _channel_means(_open(buf), imgs, [name])[name]
+            err = mean - reference[name]
             bias = np.frombuffer(buf, dtype=np.int32, count=n, offset=offset).astype(np.int64)
             bias -= np.rint(err / scale).astype(np.int64)
             buf[offset:offset + 4 * n] = np.clip(bias, -2**31, 2**31 - 1).astype(np.int32).tobytes()
             step()
     # One pass to report what is left after every layer was corrected (upstream changes included).
-    final = _channel_means(buf, imgs, names)
+    final = _channel_means(_open(buf), imgs, names)
     after = [float(np.abs(final[name] - reference[name]).mean()) for name in names]
     info = {"method": "per-channel mean error of each conv, removed in graph order", "images": int(len(imgs)),
             "layers": len(layers), "layers_skipped": skipped,

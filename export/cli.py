@@ -1,6 +1,8 @@
 """``edgeinspect export RUN_DIR``: TFLite variants + parity report (exit 2 when a variant fails parity)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from export import variants as V
@@ -36,9 +38,11 @@ def variant_flags(command):
 @click.option("--max-auroc-drop", default=MAX_AUROC_DROP, show_default=True, type=float,
               help="A variant losing more AUROC than this is FAILED.")
 @click.option("--no-fail", is_flag=True, help="Report FAILED variants but exit 0 and keep their usual file names.")
+@click.option("--accept-changes", is_flag=True,
+              help="Updated run (train --update): accept golden verdicts of the parent that flipped (exit 0).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the table.")
 def export(run_dir, variants, all_, extra, calib_size, seed, skip_bad, allow_cpu_ops, min_agreement,
-           min_type_agreement, max_auroc_drop, no_fail, quiet):
+           min_type_agreement, max_auroc_drop, no_fail, accept_changes, quiet):
     """Export RUN_DIR (a trained run) to TFLite variants under RUN_DIR/export/, with a parity check of each."""
     from export.convert import export_run, parse_variants
     from export.parity import format_table
@@ -57,9 +61,22 @@ def export(run_dir, variants, all_, extra, calib_size, seed, skip_bad, allow_cpu
         raise ExportError(f"unknown variant(s) {sorted(set(chosen) - set(V.EXPORTED))}; choose from {', '.join(V.EXPORTED)}")
     report = export_run(run_dir, variants=chosen, calib_size=calib_size, seed=seed, edgetpu=edgetpu,
                         allow_cpu_ops=allow_cpu_ops, min_agreement=min_agreement, max_auroc_drop=max_auroc_drop,
-                        min_type_agreement=min_type_agreement, progress=not quiet, no_fail=no_fail, skip_bad=skip_bad)
+                        min_type_agreement=min_type_agreement, progress=not quiet, no_fail=no_fail, skip_bad=skip_bad,
+                        accept_changes=accept_changes)
     if quiet:
         click.echo(format_table(report))
+    reg = report.get("regression") or {}
+    if reg.get("status") == "GOLDEN_FLIP":
+        names = ", ".join("/".join(Path(f).parts[-2:]) for f in reg["golden_flipped"][:8])
+        more = f" and {len(reg['golden_flipped']) - 8} more" if len(reg["golden_flipped"]) > 8 else ""
+        msg = (f"{len(reg['golden_flipped'])} golden verdict(s) of {reg['parent_name']} flipped: {names}{more}")
+        if accept_changes:
+            click.echo(f"warning: {msg} (--accept-changes: exit 0)", err=True)
+        else:
+            from edge.cli import UserError
+
+            raise UserError(f"{msg}; the files are written, see export_report.json 'regression' "
+                            "(--accept-changes to accept them)")
     if report["status"] == "FAILED":
         failed = [f"{n} ({'; '.join(v.get('parity', {}).get('reasons', []) or [v.get('error', '')])})"
                   for n, v in report["variants"].items() if v["status"] == "FAILED"]

@@ -17,6 +17,9 @@ Every file is written atomically; a variant that fails parity is kept aside as
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from edge.progress import as_progress
 from edge.metadata import with_metadata
 from export import calibration, parity
 from export import variants as V
-from export.variant_threshold import variant_threshold
+from export.variant_threshold import nearest_indices, variant_threshold
 from export.errors import CompilerMissing, ExportError
 from export.model_meta import build_metadata
 from export.quiet import captured_output, tail
@@ -73,16 +76,19 @@ def _is_batch1(model) -> bool:
     return len(model.inputs) == 1 and model.inputs[0].shape[0] == 1
 
 
-def convert_keras(model, variant, rep_images=None, *, bias_correct=True, fp32=None, progress=None):
+def convert_keras(model, variant, rep_images=None, *, bias_correct=True, fp32=None, progress=None, saved_model=None):
     """(TFLite bytes, bias-correction summary or None) of ``variant``: the one way a model is converted.
 
     ``model`` is any edgeinspect Keras model (rebuilt at batch 1 here unless it already is).
     ``rep_images``: uint8 (N, H, W, 3) training images, int8 only. ``bias_correct`` (int8):
     remove each conv's mean error against the float32 twin (export/bias_correct.py); pass
     that twin as ``fp32`` when it was already converted, so it is not converted twice.
+    ``saved_model``: the folder :func:`saved_model_of` wrote for this model, so that several
+    variants share one Keras -> SavedModel step.
     """
     model1 = model if _is_batch1(model) else batch1_model(model)
-    data = convert(model1, variant, rep_images)
+    source = saved_model if saved_model is not None else model1
+    data = convert(source, variant, rep_images)
     if variant != "int8" or not bias_correct:
         return data, None
     # int8 MobileNetV2 drifts by a per-channel mean error that accumulates layer by layer;
@@ -90,19 +96,47 @@ def convert_keras(model, variant, rep_images=None, *, bias_correct=True, fp32=No
     # classifier verdict agreement 0.959 -> 0.980 on the demo runs (export/bias_correct.py).
     from export.bias_correct import correct_bias
 
-    twin = fp32 if fp32 is not None else convert(model1, "fp32")
+    twin = fp32 if fp32 is not None else convert(source, "fp32")
     return correct_bias(data, twin, np.asarray(rep_images), progress=progress)
 
 
+@contextlib.contextmanager
+def saved_model_of(model1):
+    """Yields a temporary SavedModel folder of the batch-1 Keras model (None where Keras is not 3.x).
+
+    ``TFLiteConverter.from_keras_model`` writes this SavedModel afresh for every variant (about
+    half of each conversion's time at 224 px); written once here the same way (an inference-only
+    ``serve`` endpoint), every variant converts from it to the same graph.
+    """
+    from trainer.tfutil import import_keras, import_tf
+
+    keras, tf = import_keras(), import_tf()
+    if not keras.__version__.startswith("3"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeinspect_savedmodel_") as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model1)
+        spec = [tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name) for x in model1.inputs]
+        # Keras 3 exports __call__ with training=True by default; the converter's own path pins False too.
+        archive.add_endpoint("serve", functools.partial(model1.__call__, training=False), spec)
+        with captured_output():
+            archive.write_out(tmp, verbose=False)
+        yield tmp
+
+
 def convert(model1, variant, rep_images=None):
-    """TFLite bytes of ``variant`` for a batch-1 Keras model."""
+    """TFLite bytes of ``variant`` for a batch-1 Keras model or its :func:`saved_model_of` folder."""
     from trainer.tfutil import import_tf
 
     row = V.get(variant)
     if row.source != "convert":
         raise ExportError(f"{variant} is not made by the TFLite converter; choose from {', '.join(V.CONVERTED)}")
     tf = import_tf()
-    conv = tf.lite.TFLiteConverter.from_keras_model(model1)
+    if isinstance(model1, (str, Path)):
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(model1))
+    else:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model1)
     if row.optimize:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if row.float16:
@@ -155,12 +189,14 @@ def _parity_split(manifest, root):
 def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CALIB_SIZE, seed=0, edgetpu=False,
                allow_cpu_ops=False, min_agreement=parity.MIN_AGREEMENT, max_auroc_drop=parity.MAX_AUROC_DROP,
                progress=True, no_fail=False, skip_bad=False,
-               min_type_agreement=parity.MIN_TYPE_AGREEMENT) -> dict:
+               min_type_agreement=parity.MIN_TYPE_AGREEMENT, accept_changes=False) -> dict:
     """Export ``run_dir`` and return the report (also written to RUN/export/export_report.json).
 
     ``edgetpu``: True compiles for the Edge TPU (error if the compiler is missing),
     "auto" compiles when the compiler is on PATH and notes the skip otherwise.
-    ``report["status"]`` is "FAILED" when any variant failed parity or compilation.
+    ``report["status"]`` is "FAILED" when any variant failed parity or compilation. A run made by
+    ``train --update`` also gets ``report["regression"]`` (export/regression.py): its status is
+    "GOLDEN_FLIP" when a parent's golden verdict flipped (``accept_changes`` records that it was accepted).
     """
     say = as_progress(progress)
     t0 = time.time()
@@ -230,49 +266,67 @@ def export_run(run_dir, variants=V.CONVERTED, calib_size=calibration.DEFAULT_CAL
     # models written so far beside a report that lists exactly them, never beside an older report.
     report["status"] = "INCOMPLETE"
     atomic_write_json(report_path, report)
-    converted = {}
+    converted, final = {}, {}
     cal_images = cal_ref = None
-    for variant in [v for v in chosen if V.get(v).source == "convert"]:
-        t = time.time()
-        say(f"[{variant}] converting...")
-        data, bias = convert_keras(model1, variant, rep_images, fp32=converted.get("fp32"), progress=say)
-        converted[variant] = data  # before metadata: int8's bias correction runs against these fp32 bytes
-        if bias is not None:
-            report["bias_correction"] = bias
-        check_weights(data, n_params, variant)
-        it = parity.open_interpreter(data)
-        it.allocate_tensors()
-        meta = build_metadata(info, it, variant)
-        if cal_images is None:
-            cal_images = _threshold_images(manifest, root, (h, w), rep_images, skip_bad, say)
-            cal_ref = parity.run_keras(model, cal_images, info["task"])["score"]
-        meta["threshold"], meta["threshold_calibration"] = variant_threshold(
-            cal_ref, parity.run_tflite(data, cal_images, meta)["score"], threshold)
-        data = with_metadata(data, meta)
-        got = parity.run_tflite(data, images, meta)
-        res = parity.judge(parity.compare(ref, got, labels, threshold, info["task"], got_threshold=meta["threshold"]),
-                           min_agreement, max_auroc_drop, min_type_agreement)
-        entry = _entry(variant, data, meta, res, no_fail)
-        if variant == "int8":
-            from edge.edgetpu_preflight import preflight
+    # One Keras -> SavedModel step for every variant (the converter would redo it per variant).
+    with saved_model_of(model1) as saved:
+        todo = [v for v in chosen if V.get(v).source == "convert"]
+        if todo and "fp32" not in todo:
+            # the float32 file is every variant's float reference for its threshold (and int8's twin)
+            say("[fp32] converting (the float reference of the variants' thresholds)...")
+            converted["fp32"] = convert(saved if saved is not None else model1, "fp32")
+        for variant in todo:
+            t = time.time()
+            say(f"[{variant}] converting...")
+            data, bias = convert_keras(model1, variant, rep_images, fp32=converted.get("fp32"), progress=say,
+                                       saved_model=saved)
+            converted[variant] = data  # before metadata: int8's bias correction runs against these fp32 bytes
+            if bias is not None:
+                report["bias_correction"] = bias
+            check_weights(data, n_params, variant)
+            it = parity.open_interpreter(data)
+            it.allocate_tensors()
+            meta = build_metadata(info, it, variant)
+            if cal_images is None:
+                cal_images = _threshold_images(manifest, root, (h, w), rep_images, skip_bad, say)
+                # float32 TFLite scores are Keras's to ~1e-6 and 3x cheaper to get than Keras predict
+                cal_ref = parity.run_tflite(converted["fp32"], cal_images, task=info["task"])["score"]
+                # the variant's threshold reads only the images nearest the float decision: run it on those
+                near = nearest_indices(cal_ref, threshold)
+                cal_images, cal_ref = cal_images[near], cal_ref[near]
+            meta["threshold"], meta["threshold_calibration"] = variant_threshold(
+                cal_ref, parity.run_tflite(data, cal_images, meta)["score"], threshold)
+            data = with_metadata(data, meta)
+            final[variant] = (data, meta)
+            got = parity.run_tflite(data, images, meta)
+            res = parity.judge(parity.compare(ref, got, labels, threshold, info["task"], got_threshold=meta["threshold"]),
+                               min_agreement, max_auroc_drop, min_type_agreement)
+            entry = _entry(variant, data, meta, res, no_fail)
+            if variant == "int8":
+                from edge.edgetpu_preflight import preflight
 
-            # Prediction from Coral's op table, so users without edgetpu_compiler see what would map.
-            entry["edgetpu_preflight"] = preflight(data)
-            if say:
-                say(f"[int8] {entry['edgetpu_preflight']['summary']} (prediction, not a compile)")
-        path = out_dir / entry["file"]
-        atomic_write_bytes(path, data)
-        stale = out_dir / V.get(variant).failed_file
-        if path != stale and stale.exists():
-            stale.unlink()  # an earlier failed attempt must not linger beside the good file
-        entry["seconds"] = round(time.time() - t, 2)
-        report["variants"][variant] = entry
-        atomic_write_json(report_path, report)
-        say(f"[{variant}] {entry['file']}: {entry['size_mb']:.2f} MB, agreement {res['agreement']:.4f}, "
-            f"{entry['status']}" + (f" ({'; '.join(res['reasons'])})" if res["reasons"] else ""))
+                # Prediction from Coral's op table, so users without edgetpu_compiler see what would map.
+                entry["edgetpu_preflight"] = preflight(data)
+                if say:
+                    say(f"[int8] {entry['edgetpu_preflight']['summary']} (prediction, not a compile)")
+            path = out_dir / entry["file"]
+            atomic_write_bytes(path, data)
+            stale = out_dir / V.get(variant).failed_file
+            if path != stale and stale.exists():
+                stale.unlink()  # an earlier failed attempt must not linger beside the good file
+            entry["seconds"] = round(time.time() - t, 2)
+            report["variants"][variant] = entry
+            atomic_write_json(report_path, report)
+            say(f"[{variant}] {entry['file']}: {entry['size_mb']:.2f} MB, agreement {res['agreement']:.4f}, "
+                f"{entry['status']}" + (f" ({'; '.join(res['reasons'])})" if res["reasons"] else ""))
 
     if want_tpu:
         _edgetpu(report, info, out_dir, allow_cpu_ops, no_fail, say)
+    if info.get("lineage") and final:
+        from export.regression import compare_with_parent
+
+        say(f"regression check against the parent run {info['lineage'].get('parent_name')}:")
+        report["regression"] = compare_with_parent(info, final, (h, w), accept_changes, say)
 
     report["status"] = "FAILED" if any(v["status"] == "FAILED" for v in report["variants"].values()) else "OK"
     report["seconds"] = round(time.time() - t0, 1)

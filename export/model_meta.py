@@ -99,6 +99,7 @@ def build_metadata(info: dict, interpreter, variant: str) -> dict:
         "model_version": model_version(info, variant),
         "manifest_sha256": info.get("manifest_sha256"),
         "run": info.get("name"),
+        "roi": info.get("roi"),  # {"file", "sha256", "coverage", "grid"} when trained with --roi, else None
         "created": utc_stamp(),
         "edgeinspect_version": __version__,
     }

@@ -20,6 +20,14 @@ def _logit(p, eps):
     return np.log(p / (1 - p))
 
 
+def nearest_indices(ref_scores, threshold=0.5, output_step=1 / 256):
+    """Indices of the (at most ``NEAREST``) images whose float scores lie nearest ``threshold`` in logit
+    space: the only ones :func:`variant_threshold` reads, so a variant need only be run on these."""
+    ref = np.asarray(ref_scores, np.float64).ravel()
+    eps = max(output_step / 2, 1e-6)
+    return np.argsort(np.abs(_logit(ref, eps) - float(_logit(threshold, eps))), kind="stable")[:NEAREST]
+
+
 def variant_threshold(ref_scores, got_scores, threshold=0.5, output_step=1 / 256):
     """(threshold in the variant's output space, info) deciding like ``ref >= threshold``."""
     ref = np.asarray(ref_scores, np.float64).ravel()
@@ -29,7 +37,7 @@ def variant_threshold(ref_scores, got_scores, threshold=0.5, output_step=1 / 256
     eps = max(output_step / 2, 1e-6)
     lr, lg = _logit(ref, eps), _logit(got, eps)
     t = float(_logit(threshold, eps))
-    near = np.argsort(np.abs(lr - t))[:NEAREST]
+    near = nearest_indices(ref, threshold, output_step)
     shift = float(np.median(lg[near] - lr[near]))
     out = float(1 / (1 + np.exp(-(t + shift))))
     # Never cross the float threshold by more than the shift measured: a variant threshold of 0 or 1

@@ -40,13 +40,22 @@ def _abspath(p):
 @click.option("--seed", type=int)
 @click.option("--project", help="Parent folder of run folders (default runs/train).")
 @click.option("--name", help="Run folder name; numbered exp, exp2, ... when taken.")
+@click.option("--roi", type=click.Path(dir_okay=False),
+              help="Mask image (any size): white = inspect, black = ignore; baked into the model and every export.")
 @click.option("--save-maps", is_flag=True, default=False,
               help="Anomaly mode: write heat-map overlays of test images to RUN/maps/ (= --set anomaly.save_maps=true).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Any config field, applied last (repeatable): --set k=3, --set augment.flip=false, "
                    "--set anomaly.bank_size=1024. Values are JSON or Python literals.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config (what config.json will hold) and exit.")
-def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_config, **overrides):
+@click.option("--update", "update", type=click.Path(file_okay=False), metavar="RUN",
+              help="Re-teach RUN from field images (--add-good/--add-defects) into a new numbered run beside it.")
+@click.option("--add-good", type=click.Path(file_okay=False), metavar="DIR",
+              help="With --update: confirmed good images (a watch --rejects folder or its confirmed_good/).")
+@click.option("--add-defects", type=click.Path(file_okay=False), metavar="DIR",
+              help="With --update: confirmed defects, one sub-folder per type (or a watch --rejects folder).")
+def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_config, update, add_good,
+          add_defects, **overrides):
     """Train a MobileNetV2 defect classifier (or an anomaly model) and save a run folder.
 
     \b
@@ -58,6 +67,20 @@ def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_
     """
     import json
 
+    if update or add_good or add_defects:
+        given = [f"--{k.replace('_', '-')}" for k, v in dict(data=data, manifest=manifest, mode=mode,
+                                                           config=config_path, **overrides).items()
+                 if v is not None and k != "seed"] + (["--set"] if sets else [])
+        if not update:
+            raise EdgeInspectError("--add-good/--add-defects teach an existing run: add --update RUN")
+        if given:
+            raise EdgeInspectError(f"--update takes its data and settings from {update}/config.json; "
+                                   f"drop {', '.join(given)}")
+        from trainer.update import update_run
+
+        run_dir = update_run(update, add_good, add_defects, echo=click.echo, seed=overrides.get("seed"))
+        click.echo(f"next: edgeinspect export {run_dir}")
+        return
     from trainer.anomaly.settings import DEFAULTS as ANOMALY_DEFAULTS
     from trainer.config import apply_sets, load_config, no_augment as augment_off
 
@@ -68,7 +91,7 @@ def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_
     sets = (["anomaly.save_maps=true"] if save_maps else []) + list(sets)
     cfg = apply_sets(load_config(config_path, **overrides), sets, nested={"anomaly": list(ANOMALY_DEFAULTS)})
     # Paths absolute, whether given as options or with --set: config.json must re-run from any folder.
-    cfg.data, cfg.manifest = _abspath(cfg.data), _abspath(cfg.manifest)
+    cfg.data, cfg.manifest, cfg.roi = _abspath(cfg.data), _abspath(cfg.manifest), _abspath(cfg.roi)
     if cfg.weights and cfg.weights.lower() != "imagenet":
         cfg.weights = _abspath(cfg.weights)
     cfg = resolved(cfg)

@@ -74,6 +74,8 @@ class TrainConfig:
     tpu: str | None = None
     # anomaly mode settings (validated by trainer.anomaly)
     anomaly: dict = field(default_factory=dict)
+    # region of interest: a mask image, white = inspect, black = ignore (trainer/data/roi.py)
+    roi: str | None = None
     # output
     project: str = "runs/train"
     name: str = "exp"

@@ -47,6 +47,7 @@ def register_all():
     """Import every module that registers layers (anomaly mode keeps its own in trainer.anomaly.layers)."""
     import importlib
 
+    importlib.import_module("trainer.roi_layers")
     try:
         importlib.import_module("trainer.anomaly.layers")
     except ModuleNotFoundError as exc:

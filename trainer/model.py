@@ -31,7 +31,7 @@ HEAD_L2 = 1e-2
 
 
 def build_classifier(num_types, alpha=1.0, input_size=224, weights="imagenet", dropout=0.2, batch_size=None,
-                     head_l2=HEAD_L2):
+                     head_l2=HEAD_L2, roi=None):
     """Keras model with outputs ``{"defect": (B,1), "type": (B,num_types)}`` on raw 0..255 pixels."""
     keras = import_keras()
     from edge.preprocess import OFFSET, SCALE, as_hw
@@ -41,7 +41,10 @@ def build_classifier(num_types, alpha=1.0, input_size=224, weights="imagenet", d
         raise ValueError("the type head needs 'good' plus at least one defect type")
     h, w = as_hw(input_size)
     pixels = keras.Input(shape=(h, w, 3), batch_size=batch_size, dtype="float32", name="pixels")
-    x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale")(pixels)
+    from trainer.roi_layers import apply_roi
+
+    # ``roi`` (h, w) 0/1: ignored pixels become one grey inside the graph (trainer/data/roi.py)
+    x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale")(apply_roi(pixels, roi))
     base = build_backbone(alpha=alpha, input_size=(h, w), weights=weights)
     # training=False: BatchNorm stays in inference mode even while top blocks fine-tune.
     x = base(x, training=False)
@@ -120,6 +123,16 @@ def _block_index(name):
     return -1
 
 
+def _pixels_in(model):
+    """The model's pixel stage: its ROI fill (when trained with --roi) then the pixel scaling."""
+    scale = model.get_layer("scale")
+    names = {layer.name for layer in model.layers}
+    if "roi" not in names:
+        return scale
+    roi = model.get_layer("roi")
+    return lambda x: scale(roi(x))
+
+
 def split_at_block(model, n_blocks):
     """(bottom, top) sharing weights with ``model``, cut at the input of the first fine-tuned block.
 
@@ -129,7 +142,7 @@ def split_at_block(model, n_blocks):
     """
     keras = import_keras()
     base = backbone_of(model)
-    scale = model.get_layer("scale")
+    scale = _pixels_in(model)
     pool, dropout = model.get_layer("pool"), model.get_layer("dropout")
     heads = model.get_layer(DEFECT), model.get_layer(TYPE)
 

@@ -184,6 +184,11 @@ def float32_twin(model, labels, cfg):
     keras.mixed_precision.set_global_policy("float32")
     from trainer.model import build_classifier
 
-    twin = build_classifier(len(labels), alpha=cfg.alpha, input_size=cfg.input_size, weights=None, dropout=cfg.dropout)
+    import numpy as np
+
+    has_roi = "roi" in {layer.name for layer in model.layers}
+    roi = np.ones(tuple(model.input.shape[1:3]), np.float32) if has_roi else None  # the mask comes with the weights
+    twin = build_classifier(len(labels), alpha=cfg.alpha, input_size=cfg.input_size, weights=None, dropout=cfg.dropout,
+                            roi=roi)
     twin.set_weights(model.get_weights())
     return twin

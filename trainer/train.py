@@ -87,9 +87,12 @@ def train_classifier(cfg, progress=True) -> Path:
         from trainer.model import build_classifier
 
         t = time.time()
+        from trainer.data.roi import load_roi, roi_info
+
+        roi = load_roi(cfg.roi, cfg.input_size) if cfg.roi else None
         with choice.strategy.scope():
             model = build_classifier(len(labels), alpha=cfg.alpha, input_size=cfg.input_size, weights=cfg.weights,
-                                     dropout=cfg.dropout)
+                                     dropout=cfg.dropout, roi=roi)
         echo(f"model: MobileNetV2 alpha={cfg.alpha} input={cfg.input_size} weights={cfg.weights or 'none'} "
              f"({model.count_params():,} parameters, built in {time.time() - t:.1f}s)")
 
@@ -149,9 +152,15 @@ def train_classifier(cfg, progress=True) -> Path:
     # ---- outputs
     from edge.atomic import new_run_dir
     from trainer.data.run_contract import write_run_files
+    from trainer.golden import golden_for
 
     run_dir = new_run_dir(cfg.project, cfg.name)
     save_model(model, run_dir / "model.keras")
+    from trainer.classifier_update import feature_model, features, save_classifier_cache
+
+    # what train --update refits the heads on (trainer/classifier_update.py), instead of the images again
+    fmodel = feature_model(model)
+    save_classifier_cache(run_dir, {s: features(fmodel, x[s], bs) for s in x}, files, labels)
     timing["total_to_saved_model_s"] = time.time() - t_start
     metrics["timing"] = {k: round(float(v), 3) for k, v in timing.items()}
     from trainer.plots import plot_confusion, plot_curves
@@ -162,8 +171,9 @@ def train_classifier(cfg, progress=True) -> Path:
                          f"(raw {float(raw_thr):.3g})")
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="classifier", labels=labels,
                     input_size=cfg.input_size, threshold=metrics["threshold"], threshold_policy=cfg.threshold_policy,
-                    metrics=metrics, extra={"mode": "classifier", "device": choice.description,
+                    metrics=metrics, golden=golden_for(files, scores), extra={"mode": "classifier", "device": choice.description,
                                             "raw_threshold": float(raw_thr),
+                                            **({"roi": roi_info(cfg.roi, roi)} if roi is not None else {}),
                                             "outputs": {"defect": "sigmoid (B,1), decision at 0.5", "type": "softmax (B,K)"}})
     echo(f"total {time.time() - t_start:.1f}s")
     echo(f"run saved: {run_dir}")

@@ -236,3 +236,29 @@ def test_float32_is_converted_once_and_is_the_int8_bias_correction_twin(export_c
     assert [v for v, _ in calls] == ["fp32", "int8"]
     assert len(twins) == 1 and twins[0] is calls[0][1]  # the very bytes converted as the fp32 variant
     assert report["bias_correction"]["layers"] > 0 and set(report["variants"]) == {"fp32", "int8"}
+
+
+def test_one_saved_model_for_every_variant_converts_to_the_same_graph(export_classifier_run):
+    """The SavedModel written once per export (export.convert.saved_model_of) converts to the model the
+    converter's own Keras path makes: same tensors, same outputs, bit for bit."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from export.convert import batch1_model, convert, saved_model_of
+    from trainer.layers import load_model
+
+    model1 = batch1_model(load_model(export_classifier_run / "model.keras"))
+    direct = convert(model1, "fp32")
+    with saved_model_of(model1) as saved:
+        via = convert(saved, "fp32")
+    x = np.random.default_rng(0).integers(0, 256, tuple(model1.inputs[0].shape)).astype(np.float32)
+    outs = []
+    for data in (direct, via):
+        it = Interpreter(model_content=data)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        outs.append(([d["name"] for d in it.get_tensor_details()],
+                     [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]))
+    assert len(direct) == len(via) and outs[0][0] == outs[1][0]
+    for a, b in zip(outs[0][1], outs[1][1]):
+        np.testing.assert_array_equal(a, b)

@@ -72,7 +72,8 @@ def test_folder_service_partial_file_rejects_metrics_and_restart(tmp_path, tiny_
     assert recs["a_red.png"]["verdict"] == "defective" and recs["a_red.png"]["type"] in ("crack", "hole")
     assert recs["b_grey.png"]["verdict"] == "good" and recs["b_grey.png"]["e2e_ms"] >= recs["b_grey.png"]["latency_ms"]
     assert recs["c_bad.png"]["status"] == "error" and "c_bad.png" in recs["c_bad.png"]["error"]
-    assert os.path.exists(recs["a_red.png"]["reject"]) and len(os.listdir(rej)) == 1
+    assert os.path.exists(recs["a_red.png"]["reject"]) and len([f for f in os.listdir(rej) if (rej / f).is_file()]) == 1
+    assert sorted(f for f in os.listdir(rej) if (rej / f).is_dir()) == ["confirmed_defect", "confirmed_good"]
     assert summary["passed"] == 1 and summary["failed"] == 1 and summary["errors"] == 1
     assert _events(log, "stop")[-1]["reason"] == "test"
 
@@ -291,7 +292,7 @@ def test_anomaly_reject_gets_a_heat_map_overlay(tmp_path, tiny_anomaly_tflite):
                               quiet=True, max_items=2))
     summary = svc.run(install_signals=False)
     assert summary["failed"] == 1 and summary["passed"] == 1 and summary["reject_errors"] == 0
-    files = sorted(os.listdir(rej))
+    files = sorted(f for f in os.listdir(rej) if (rej / f).is_file())
     assert len(files) == 2 and files[0].endswith("_spot.png") and files[1].endswith("_spot_overlay.png")
     overlay = np.asarray(Image.open(rej / files[1]))
     assert overlay.shape == (64, 64, 3) and not np.array_equal(overlay, img)
@@ -347,7 +348,8 @@ def test_missing_overlay_support_is_logged_once_and_counted(tmp_path, tiny_anoma
     summary = svc.run(install_signals=False)
     assert summary["failed"] == 2 and summary["rejects"] == 2 and summary["reject_overlays_missing"] == 2
     assert len(_events(log, "reject_overlay_unavailable")) == 1
-    assert sorted(os.listdir(rej))[0].endswith("_spot0.png") and len(os.listdir(rej)) == 2
+    files = sorted(f for f in os.listdir(rej) if (rej / f).is_file())
+    assert files[0].endswith("_spot0.png") and len(files) == 2
 
 
 def _alive(proc, pred):

@@ -109,7 +109,7 @@ def test_combined_score_decides_at_half_for_the_target_and_either_evidence_fires
 
 
 def test_variant_threshold_follows_a_shifted_variant():
-    from export.variant_threshold import variant_threshold
+    from export.variant_threshold import NEAREST, nearest_indices, variant_threshold
 
     rng = np.random.default_rng(6)
     ref = 1 / (1 + np.exp(-rng.normal(-1, 2, 400)))
@@ -121,6 +121,10 @@ def test_variant_threshold_follows_a_shifted_variant():
     assert np.mean((ref >= 0.5) == (got >= 0.5)) < np.mean((ref >= 0.5) == (got >= thr))
     same, _ = variant_threshold(ref, ref, 0.5)
     assert same == pytest.approx(0.5)
+    # export runs a variant only on the images nearest the float decision: the same threshold
+    near = nearest_indices(ref, 0.5)
+    assert len(near) == NEAREST and np.abs(ref[near] - 0.5).max() <= np.sort(np.abs(ref - 0.5))[NEAREST] + 1e-9
+    assert variant_threshold(ref[near], got[near], 0.5)[0] == thr
 
 
 def test_settings_defaults_and_one_line_errors():

@@ -166,13 +166,20 @@ def train_anomaly(cfg, echo=None) -> Path:
 
     echo(f"anomaly: MobileNetV2 alpha {cfg.alpha} at {size[0]}x{size[1]}, taps {settings['taps']}"
          f"{', global ' + gtap if gtap else ''}, fitting on {len(fit_files)} good images")
+    from trainer.data.roi import load_roi, roi_info
+
+    roi = load_roi(cfg.roi, size) if cfg.roi else None
     extractor = build_feature_extractor(cfg.alpha, size, cfg.weights, settings["taps"], settings["pool"],
-                                        settings["tap_norm"], global_tap=gtap, moments=settings["global_moments"])
+                                        settings["tap_norm"], global_tap=gtap, moments=settings["global_moments"],
+                                        roi=roi)
     feats = features_of(extractor, fit_files, size, settings["batch_size"], echo, "train/good")
     grid, dim = feats[0].shape[1:3], int(feats[0].shape[-1])
     oof_p, oof_g = out_of_fold(feats, settings, cfg.seed, echo)
     bank, gauss, coreset_s = fit_heads(feats, settings, cfg.seed, echo)
     n_patches = int(np.prod(feats[0].shape[:3]))
+    from trainer.anomaly.reference import global_stats
+
+    fit_global = global_stats(feats)  # kept for train --update (trainer/anomaly/update.py), unlike the patches
     del feats
 
     good_p, good_g = oof_p, oof_g
@@ -199,10 +206,15 @@ def train_anomaly(cfg, echo=None) -> Path:
         write_maps(model, files["test"], size, run_dir / "maps", settings["max_maps"], echo)
     policy = (f"good-only: false-reject target {settings['max_false_reject']:.3g} on {len(good_p)} "
               f"out-of-fold good scores ({settings['folds']} folds), evidence {cal['evidence']}")
+    from trainer.anomaly.cache import save_update_cache
     from trainer.data.run_contract import write_run_files
+    from trainer.golden import golden_for
 
+    save_update_cache(run_dir, bank=bank, oof_patch=oof_p, oof_global=oof_g, fit_global=fit_global,
+                      fit_sha256=[f["sha256"] for f in fit_files])
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="anomaly", labels=LABELS, input_size=size,
                     threshold=0.5, threshold_policy=policy, metrics=metrics,
+                    golden=golden_for(files, {s: metrics.get(f"{s}_scores") or [] for s in ("val", "test")}),
                     extra={"anomaly": {"method": "patchcore-coreset+gaussian" if gauss is not None else
                                        "patchcore-coreset", "bank_size": int(bank.shape[0]),
                                        "feature_dim": dim, "map_size": [int(grid[0]), int(grid[1])],
@@ -210,7 +222,8 @@ def train_anomaly(cfg, echo=None) -> Path:
                                        "tap_norm": settings["tap_norm"], "max_false_reject": settings["max_false_reject"],
                                        "raw_threshold": params["t"], "raw_scale": params["s"],
                                        "fit_images": len(fit_files),
-                                       "fit_patches": n_patches, "fit_seconds": round(fit_seconds, 2)}})
+                                       "fit_patches": n_patches, "fit_seconds": round(fit_seconds, 2)},
+                           **({"roi": roi_info(cfg.roi, roi)} if roi is not None else {})})
     atomic_write_json(run_dir / "calibration.json", cal)
     echo(f"run folder: {run_dir}")
     return run_dir

@@ -33,7 +33,7 @@ Z_ANCHOR = 5.0    # whitened components keep [-10, 10] (good images sit within a
 
 
 def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
-                            tap_norm=True, global_tap=None, moments=1):
+                            tap_norm=True, global_tap=None, moments=1, roi=None):
     """Raw pixels (None, H, W, 3) -> [unit patch features (None, h, w, D)] (+ the pooled mean (and, with
     ``moments=2``, mean of squares) (None, 1, 1, C) of ``global_tap`` when given)."""
     keras = import_keras()
@@ -53,7 +53,11 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     tapper.trainable = False
 
     inp = keras.Input((h, w, 3), dtype="float32", name="image")
-    x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale_pixels")(inp)
+    from trainer.roi_layers import apply_roi
+
+    # ``roi`` (h, w) 0/1: ignored pixels are one grey on every part, so no patch or pooled statistic there
+    # can differ from training (trainer/data/roi.py)
+    x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale_pixels")(apply_roi(inp, roi))
     outs = tapper(x, training=False)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     feats, g = outs[:len(taps)], (outs[len(taps)] if global_tap else None)

@@ -8,7 +8,12 @@ and the fix, never a silent guess (no fallback to the working directory).
   "label", "type", "split", "sha256"}]}``; its ``sha256`` covers the sorted (path, file sha256, label,
   type, split) list, so it names the data and the split, not the moment it was made.
 * Run folder: ``run.json`` (written last: its presence marks a complete run), ``config.json``,
-  ``manifest.json``, ``metrics.json``, ``preprocess.json``, ``labels.txt``, ``model.keras``.
+  ``manifest.json``, ``metrics.json``, ``preprocess.json``, ``labels.txt``, ``model.keras``,
+  ``golden.json`` (the run's golden set: images by hash with the verdicts the model gave them,
+  the regression gate of ``export`` for runs updated from it) and, for anomaly runs,
+  ``update_cache.npz`` (what ``train --update`` needs instead of the old images' features).
+  A run made by ``train --update`` has ``run.json["lineage"]``: ``{"parent": <run folder>,
+  "parent_name", "added": [{"file", "sha256", "label", "type"}]}``.
 """
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ SPLITS = ("train", "val", "test")
 MANIFEST_KEYS = ("protocol", "seed", "root", "created", "params", "classes", "sha256", "files")
 RUN_KEYS = ("task", "labels", "input_size", "threshold")
 TASKS = ("classifier", "anomaly")
+GOLDEN_FILE = "golden.json"
+UPDATE_CACHE = "update_cache.npz"
+GOLDEN_KEYS = ("split", "threshold", "images")
+GOLDEN_IMAGE_KEYS = ("file", "sha256", "label", "type", "score", "verdict")
 
 
 class RunError(EdgeInspectError):
@@ -128,8 +137,9 @@ def run_split(run_dir, split) -> list:
 
 # ------------------------------------------------------------------ run folder
 def write_run_files(run_dir, *, cfg, manifest, task, labels, input_size, threshold, threshold_policy, metrics,
-                    extra=None):
-    """Write run.json, config.json, manifest.json, metrics.json, preprocess.json, labels.txt."""
+                    extra=None, golden=None, lineage=None):
+    """Write run.json, config.json, manifest.json, metrics.json, preprocess.json, labels.txt (and golden.json,
+    run.json's ``lineage``)."""
     run_dir = Path(run_dir)
     h, w = as_hw(input_size)
     info = {
@@ -146,7 +156,11 @@ def write_run_files(run_dir, *, cfg, manifest, task, labels, input_size, thresho
     }
     if extra:
         info.update(extra)
+    if lineage:
+        info["lineage"] = lineage
     cfg.save(run_dir / "config.json")
+    if golden is not None:
+        atomic_write_json(run_dir / GOLDEN_FILE, golden)
     atomic_write_json(run_dir / "manifest.json", manifest)
     atomic_write_json(run_dir / "metrics.json", metrics)
     atomic_write_json(run_dir / "preprocess.json", describe((h, w)))
@@ -168,3 +182,35 @@ def read_run(run_dir, need_model=True) -> dict:
     if info["task"] not in TASKS:
         raise RunError(f"{run_dir}/run.json: unknown task {info['task']!r}; expected one of {', '.join(TASKS)}")
     return info
+
+
+# ------------------------------------------------------------------ golden set and lineage
+def read_golden(run_dir) -> dict:
+    """``golden.json`` of a run, its keys checked."""
+    run_dir = Path(run_dir)
+    golden = read_json(run_dir / GOLDEN_FILE, RunError, fix="re-run training",
+                       missing="run has no golden set (trained before golden sets were kept); re-train it")
+    missing = [k for k in GOLDEN_KEYS if not isinstance(golden, dict) or k not in golden]
+    bad = [i for i, g in enumerate(golden.get("images", []) if isinstance(golden, dict) else [])
+           if not isinstance(g, dict) or any(k not in g for k in GOLDEN_IMAGE_KEYS)]
+    if missing or bad:
+        raise RunError(f"{run_dir / GOLDEN_FILE}: golden set lacks {', '.join(missing) or f'keys in image(s) {bad[:5]}'}; "
+                       "re-run training")
+    return golden
+
+
+def check_hashed_file(entry: dict, where) -> str:
+    """The path of a golden or added image after checking that it is still the file its sha256 names."""
+    path = Path(entry["file"])
+    if not path.is_file():
+        raise DataError(f"{path}: image listed in {where} is gone; put it back (it is compared by hash)")
+    if file_sha256(path) != entry["sha256"]:
+        raise DataError(f"{path}: image listed in {where} was changed (sha256 differs); restore it")
+    return str(path)
+
+
+def make_lineage(parent_dir, parent_info: dict, added: list) -> dict:
+    """``run.json["lineage"]`` of a run updated from ``parent_dir`` with ``added`` image dicts."""
+    return {"parent": str(Path(parent_dir).resolve()), "parent_name": parent_info.get("name"),
+            "parent_manifest_sha256": parent_info.get("manifest_sha256"),
+            "added": [{k: a[k] for k in ("file", "sha256", "label", "type")} for a in added]}

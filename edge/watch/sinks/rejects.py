@@ -1,5 +1,9 @@
 """``--rejects DIR``: keep a copy of every rejected part (and its heat map for anomaly models), written atomically.
 
+The folder is laid out for the operator's review: rejects arrive in ``DIR/``; a part found good is
+moved into ``DIR/confirmed_good/``, a confirmed defect into ``DIR/confirmed_defect/<type>/``, and
+``edgeinspect train --update RUN --add-good DIR --add-defects DIR`` learns from exactly those.
+
 The copy is written by a writer thread, not the inspection loop: two fsyncs and a heat-map render
 cost a defective part ~10 ms, which set the line's p95 (soak with every output on: 1.56x the p95
 without outputs). The path is chosen and the camera bytes are taken before the result's log line,
@@ -20,6 +24,7 @@ from edge.atomic import atomic_write_bytes
 from edge.watch.sinks import BaseSink
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+REVIEW_FOLDERS = ("confirmed_good", "confirmed_defect")  # read by trainer/update.py
 QUEUE = 64      # rejects waiting for the disk before the loop writes them itself
 DRAIN_S = 30.0  # how long close() waits for queued copies
 
@@ -31,6 +36,8 @@ class RejectStore(BaseSink):
     def __init__(self, folder, threshold=0.5, on_event=None):
         self.folder = Path(folder).resolve()
         self.folder.mkdir(parents=True, exist_ok=True)
+        for sub in REVIEW_FOLDERS:
+            (self.folder / sub).mkdir(exist_ok=True)
         self.threshold = threshold  # a number, or a callable giving the current model's threshold
         self.on_event = on_event or (lambda name, **fields: None)
         self.saved = 0
