@@ -291,6 +291,8 @@ def test_live_page_with_a_reject_and_its_heat_map_renders_in_chromium(tmp_path, 
         items = {os.path.basename(r["source"]): r for r in _items(log)}
         assert items["spot.png"]["verdict"] == "defective" and items["plain.png"]["verdict"] == "good"
 
+        # the page is updated after the log line is written (an output never delays the log): wait for it
+        wait_until(lambda: json.loads(_get(base + "api/state")[2])["counts"]["inspected"] == 2, what="the page")
         code, headers, body = _get(base + "api/state")
         state = json.loads(body)
         assert code == 200 and state["state"] == "running"
@@ -370,7 +372,9 @@ def test_live_page_token(tmp_path, tiny_classifier_tflite):
         assert code == 200 and "HttpOnly" in headers["Set-Cookie"]
         cookie = headers["Set-Cookie"].split(";")[0]
         assert _get(base + "img/1.jpg", {"Cookie": cookie})[0] == 200  # the page's own image requests
-        assert json.loads(_get(base + "api/state", {"Authorization": "Bearer s3cret"})[2])["counts"]["inspected"] == 1
+        # the page is updated after the log line is written: wait for it rather than race it
+        assert wait_until(lambda: json.loads(_get(base + "api/state", {"Authorization": "Bearer s3cret"})[2])
+                          ["counts"]["inspected"] == 1, what="the page with a token")
         head = urllib.request.Request(base + "events", method="HEAD", headers={"Cookie": cookie})
         with urllib.request.urlopen(head, timeout=5) as r:  # answered at once, not a stream that never ends
             assert r.status == 200 and r.headers["Content-Type"] == "text/event-stream" and r.read() == b""
