@@ -42,6 +42,18 @@ class LineState:
     def set_model(self, model, path):
         self.model = model_info(model, path)
 
+    def apply_event(self, record, current_model, default_path=""):
+        """The service events the line's state follows ("start", "model_reloaded"): the event's name when
+        it changed the state (the caller publishes), else None."""
+        name = record.get("event")
+        if name == "start":
+            self.state = "running"
+        elif name == "model_reloaded":
+            self.set_model(current_model(), record.get("model") or default_path)
+        else:
+            return None
+        return name
+
     def type_index(self, name):
         """Position of the defect type in the model's labels (0 = none/good); 65535 for a type not in them."""
         if not name:

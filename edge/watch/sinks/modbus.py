@@ -147,14 +147,8 @@ class ModbusServer(BaseSink):
         self._publish()
 
     def event(self, record):
-        name = record.get("event")
-        if name == "start":
-            self.line.state = "running"
-        elif name == "model_reloaded":
-            self.line.set_model(self.current_model(), record.get("model") or "")
-        else:
-            return
-        self._publish()
+        if self.line.apply_event(record, self.current_model):
+            self._publish()
 
     def summary(self):
         return {"handled": self.line.handled, "updates": self.updates, "reads": self.reads}

@@ -167,14 +167,8 @@ class OpcUaServer(BaseSink):
         self.post()
 
     def event(self, record):
-        name = record.get("event")
-        if name == "start":
-            self.line.state = "running"
-        elif name == "model_reloaded":
-            self.line.set_model(self.current_model(), record.get("model") or "")
-        else:
-            return
-        self.post()
+        if self.line.apply_event(record, self.current_model):
+            self.post()
 
     def summary(self):
         t = self.thread

@@ -111,15 +111,12 @@ class LivePage(BaseSink):
             self.changed.notify_all()
 
     def event(self, record):
-        name = record.get("event")
         with self._lock:
-            if name == "start":
-                self.line.state = "running"
-            elif name == "model_reloaded":
-                self.line.set_model(self.current_model(), record.get("model") or self.model_path)
-                self.drift.reset()  # a new model has its own score distribution
-            else:
+            name = self.line.apply_event(record, self.current_model, self.model_path)
+            if name is None:
                 return
+            if name == "model_reloaded":
+                self.drift.reset()  # a new model has its own score distribution
             self.version += 1
             self.changed.notify_all()
 
