@@ -11,15 +11,13 @@ of a type the parent's type head does not know still teach the defect head; thei
 """
 from __future__ import annotations
 
-import io
 import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from edge.atomic import atomic_write_bytes
-from trainer.data.run_contract import UPDATE_CACHE, RunError
+from trainer.data.run_contract import read_update_cache, write_update_cache
 
 SPLITS = ("train", "val", "test")
 
@@ -44,21 +42,11 @@ def save_classifier_cache(run_dir, feats: dict, files: dict, labels):
             arrays[f"{s}_type"] = np.array([f["type"] for f in files[s]], dtype="U64")
             arrays[f"{s}_sha256"] = np.array([f["sha256"] for f in files[s]], dtype="U64")
     arrays["labels"] = np.array(list(labels), dtype="U64")
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(Path(run_dir) / UPDATE_CACHE, buf.getvalue())
+    write_update_cache(run_dir, arrays)
 
 
 def load_classifier_cache(run_dir) -> dict:
-    p = Path(run_dir) / UPDATE_CACHE
-    if not p.is_file():
-        raise RunError(f"{p}: not found; this run was trained before updates were possible, re-train it "
-                       "once with 'edgeinspect train' and update that run")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{p}: unreadable update cache ({exc}); re-train the run") from None
+    return read_update_cache(run_dir)
 
 
 def _head_model(model, dim, dropout):

@@ -89,3 +89,23 @@ def test_read_run_checks_keys_task_and_model(tmp_path):
         read_run(run, need_model=False)
     with pytest.raises(RunError, match="no run.json"):
         read_run(tmp_path / "data")
+
+
+def test_update_cache_round_trips_and_a_missing_or_broken_one_is_one_line(tmp_path):
+    import numpy as np
+
+    from trainer.data.run_contract import RunError, read_update_cache, write_update_cache
+
+    with pytest.raises(RunError, match="update_cache.npz: not found; .*re-train it once"):
+        read_update_cache(tmp_path)
+    out = write_update_cache(tmp_path, {"bank": np.eye(3, dtype=np.float32), "names": np.array(["a", "b"])})
+    got = read_update_cache(tmp_path)
+    assert out.name == "update_cache.npz" and set(got) == {"bank", "names"}
+    assert np.array_equal(got["bank"], np.eye(3)) and got["names"].tolist() == ["a", "b"]
+    assert set(read_update_cache(tmp_path, ["bank"])) == {"bank"}
+    with pytest.raises(RunError, match="unreadable update cache"):
+        read_update_cache(tmp_path, ["missing_key"])
+    out.write_bytes(b"not an npz")
+    with pytest.raises(RunError, match="unreadable update cache") as err:
+        read_update_cache(tmp_path)
+    assert "\n" not in str(err.value)

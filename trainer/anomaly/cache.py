@@ -7,38 +7,25 @@ pooled global statistics behind the Gaussian (N x C, a few hundred kB) and the f
 """
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import numpy as np
 
-from edge.atomic import atomic_write_bytes
-from trainer.data.run_contract import UPDATE_CACHE, RunError
+from trainer.data.run_contract import read_update_cache, write_update_cache
 
 KEYS = ("bank", "oof_patch", "oof_global", "fit_global", "fit_sha256")
 
 
 def save_update_cache(run_dir, *, bank, oof_patch, oof_global, fit_global, fit_sha256):
     empty = np.zeros((0,), np.float32)
-    buf = io.BytesIO()
-    np.savez(buf, bank=np.asarray(bank, np.float32), oof_patch=np.asarray(oof_patch, np.float64),
-             oof_global=empty if oof_global is None else np.asarray(oof_global, np.float64),
-             fit_global=empty if fit_global is None else np.asarray(fit_global, np.float32),
-             fit_sha256=np.asarray(list(fit_sha256), dtype="U64"))
-    atomic_write_bytes(Path(run_dir) / UPDATE_CACHE, buf.getvalue())
+    write_update_cache(run_dir, dict(
+        bank=np.asarray(bank, np.float32), oof_patch=np.asarray(oof_patch, np.float64),
+        oof_global=empty if oof_global is None else np.asarray(oof_global, np.float64),
+        fit_global=empty if fit_global is None else np.asarray(fit_global, np.float32),
+        fit_sha256=np.asarray(list(fit_sha256), dtype="U64")))
 
 
 def load_update_cache(run_dir) -> dict:
     """The cache as arrays (``oof_global``/``fit_global`` None without a global path); one-line errors."""
-    p = Path(run_dir) / UPDATE_CACHE
-    if not p.is_file():
-        raise RunError(f"{p}: not found; this run was trained before updates were possible, re-train it "
-                       "once with 'edgeinspect train' and update that run")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            out = {k: z[k] for k in KEYS}
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunError(f"{p}: unreadable update cache ({exc}); re-train the run") from None
+    out = read_update_cache(run_dir, KEYS)
     for k in ("oof_global", "fit_global"):
         if out[k].size == 0:
             out[k] = None

@@ -185,6 +185,36 @@ def read_run(run_dir, need_model=True) -> dict:
 
 
 # ------------------------------------------------------------------ golden set and lineage
+def write_update_cache(run_dir, arrays: dict) -> Path:
+    """``RUN/update_cache.npz`` (what ``train --update`` needs instead of the old images), atomically."""
+    import io
+
+    import numpy as np
+
+    from edge.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    out = Path(run_dir) / UPDATE_CACHE
+    atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+def read_update_cache(run_dir, keys=None) -> dict:
+    """The arrays of ``RUN/update_cache.npz`` (``keys``: these, else all); one-line errors."""
+    import numpy as np
+
+    p = Path(run_dir) / UPDATE_CACHE
+    if not p.is_file():
+        raise RunError(f"{p}: not found; this run was trained before updates were possible, re-train it "
+                       "once with 'edgeinspect train' and update that run")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in (keys or z.files)}
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunError(f"{p}: unreadable update cache ({exc}); re-train the run") from None
+
+
 def read_golden(run_dir) -> dict:
     """``golden.json`` of a run, its keys checked."""
     run_dir = Path(run_dir)
