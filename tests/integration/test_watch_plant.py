@@ -18,20 +18,13 @@ from edge.watch.sinks.modbus import N_REGISTERS
 from edge.watch.sinks.opcua import NAMESPACE, NODES, OpcUaServer
 from edge.watch.sources import VideoSource
 from tests.fixtures.plant import WebhookReceiver, make_cert
-from tests.fixtures.watch import GREY, RED, FaultySource, free_port, run_in_thread, wait_until, write_png
+from tests.fixtures.watch import (GREY, RED, FaultySource, free_port, run_in_thread, stop_thread, wait_until,
+                                  write_png)
 
 
 def _items(log):
     return [r for r in read_log(log) if "status" in r]
 
-
-def _stop(svc, t, box):
-    svc.request_stop("test")
-    t.join(15)
-    assert not t.is_alive()
-    if "error" in box:
-        raise box["error"]
-    return box["summary"]
 
 
 def _folder_service(tmp_path, model, **kw):
@@ -103,7 +96,7 @@ def test_opcua_client_reads_and_subscribes_and_values_follow_the_log(tmp_path, t
             await sub.delete()
 
     asyncio.run(client())
-    summary = _stop(svc, t, box)
+    summary = stop_thread(svc, t, box)
     seqs = [v for k, v in changes if k == "edgeinspect.Sequence"]
     assert seqs == sorted(seqs) and {1, 2, 3} <= set(seqs)  # the subscriber saw every result, in order
     verdicts = [v for k, v in changes if k == "edgeinspect.Verdict"]
@@ -214,7 +207,7 @@ def test_modbus_registers_match_the_log(tmp_path, tiny_classifier_tflite):
         assert _u32(client.read_input_registers(0, count=2).registers, 0) == 4
     finally:
         client.close()
-        summary = _stop(svc, t, box)
+        summary = stop_thread(svc, t, box)
     assert summary["modbus"]["handled"] == len(_items(log)) == 4 and summary["modbus"]["reads"] > 0
 
 
@@ -340,7 +333,7 @@ def test_live_page_with_a_reject_and_its_heat_map_renders_in_chromium(tmp_path, 
         code = lambda a: (a[..., 0] // 16) * 256 + (a[..., 1] // 16) * 16 + a[..., 2] // 16  # noqa: E731
         assert np.isin(code(pix), np.unique(code(heat.astype(int))[vivid])).sum() > 100, "the heat map is not drawn"
     finally:
-        summary = _stop(svc, t, box)
+        summary = stop_thread(svc, t, box)
     assert summary["ui"]["handled"] == 2 and summary["ui"]["requests"] >= 6
 
 
@@ -383,7 +376,7 @@ def test_live_page_token(tmp_path, tiny_classifier_tflite):
             urllib.request.urlopen(req, timeout=5)
         assert err.value.code == 501
     finally:
-        _stop(svc, t, box)
+        stop_thread(svc, t, box)
 
 
 def test_a_port_in_use_is_one_line_naming_the_option(tmp_path, tiny_classifier_tflite):

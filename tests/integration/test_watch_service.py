@@ -16,7 +16,8 @@ from edge.watch.log import read_log
 from edge.watch.service import Service, WatchConfig
 from edge.watch.sources import VideoSource
 from tests.fixtures.common import ROOT
-from tests.fixtures.watch import GREY, RED, FaultySource, free_port, make_video, run_in_thread, wait_until, write_png
+from tests.fixtures.watch import (GREY, RED, FaultySource, free_port, make_video, run_in_thread, stop_thread,
+                                  wait_until, write_png)
 
 
 
@@ -30,12 +31,7 @@ def _events(log, name):
 
 
 def _stop(svc, t, box):
-    svc.request_stop("test")
-    t.join(10)
-    assert not t.is_alive()
-    if "error" in box:
-        raise box["error"]
-    return box["summary"]
+    return stop_thread(svc, t, box, timeout=10)  # these services stop faster than the plant ones
 
 
 def _metric(port, name):
