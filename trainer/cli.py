@@ -15,7 +15,9 @@ def _abspath(p):
 @click.command("train")
 @click.option("--data", type=click.Path(file_okay=False), help="Dataset root in MVTec AD layout (train/good, test/<type>).")
 @click.option("--manifest", type=click.Path(dir_okay=False), help="Split manifest from 'edgeinspect data split' (default: split now).")
-@click.option("--mode", type=click.Choice(["classifier", "anomaly"]), help="classifier (needs some defective images) or anomaly (good images only).")
+@click.option("--mode", type=click.Choice(["auto", "classifier", "anomaly", "combined"]),
+              help="auto (default: picks by the split's defects, says why), anomaly (good images only), combined "
+                   "(good images + a few defects, one graph) or classifier (fine-tuned MobileNetV2).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="JSON config, e.g. a run's config.json to reproduce it; options below override it.")
 @click.option("--epochs", type=int, help="Phase 1 (heads on the frozen backbone) max epochs.")
 @click.option("--fine-tune-epochs", type=int, help="Phase 2 max epochs (0 = no fine-tuning).")
@@ -107,7 +109,7 @@ def train(data, manifest, mode, config_path, no_augment, save_maps, sets, print_
 def resolved(cfg):
     """``cfg`` with its mode's settings filled in, so config.json pins every value (a changed default
     cannot change what a re-run does)."""
-    if cfg.mode == "anomaly":
+    if cfg.mode in ("anomaly", "combined", "auto"):
         from trainer.anomaly.settings import anomaly_settings
 
         cfg.anomaly = anomaly_settings(cfg.anomaly)
@@ -116,13 +118,41 @@ def resolved(cfg):
 
 def dispatch(cfg):
     """Run the trainer for ``cfg.mode``; returns the run folder."""
+    choice = None
+    if cfg.mode == "auto":
+        cfg, choice = _auto(cfg)
+    if cfg.mode == "combined":
+        from trainer.anomaly.fit_combined import train_combined
+
+        return train_combined(resolved(cfg), echo=click.echo, mode_choice=choice)
     if cfg.mode == "anomaly":
         try:
             from trainer.anomaly import train_anomaly
         except ImportError as exc:
             raise EdgeInspectError(
                 f"--mode anomaly is not available in this install ({exc}); use --mode classifier") from None
-        return train_anomaly(resolved(cfg))
+        return train_anomaly(resolved(cfg), mode_choice=choice)
     from trainer.train import train_classifier
 
     return train_classifier(cfg)
+
+
+def _auto(cfg):
+    """(cfg with the chosen mode, {"mode", "why"}): the split decides (trainer/mode_choice.py)."""
+    from trainer.data.run_contract import split_items
+    from trainer.data.split import split_for_config
+    from trainer.mode_choice import choose_mode
+
+    from edge.errors import DataError
+
+    try:
+        manifest, root, _ = split_for_config(cfg, lambda *_: None)
+    except DataError:
+        if cfg.manifest:
+            raise
+        # no defect to move into train (e.g. only test/good): what is left is good images only
+        manifest, root, _ = split_for_config(cfg, lambda *_: None, protocol="good-only")
+    mode, why = choose_mode({s: split_items(manifest, s, root) for s in ("train", "val")})
+    click.echo(f"mode auto -> {mode}: {why}")
+    cfg.mode = mode
+    return cfg, {"mode": mode, "why": why, "requested": "auto"}

@@ -18,7 +18,7 @@ from pathlib import Path
 from edge.errors import EdgeInspectError
 from trainer.data.split import DEFECTS_PER_TYPE, K_FOLDS, VAL_FRACTION
 
-MODES = ("classifier", "anomaly")
+MODES = ("auto", "classifier", "anomaly", "combined")  # auto: trainer/mode_choice.py
 DEVICES = ("auto", "cpu", "gpu", "tpu")
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # what keras.applications.MobileNetV2 accepts
 
@@ -42,7 +42,7 @@ class TrainConfig:
     # data and split
     data: str = ""
     manifest: str | None = None
-    mode: str = "classifier"
+    mode: str = "auto"
     protocol: str = "supervised"
     val_fraction: float = VAL_FRACTION
     defects_per_type: int | None = DEFECTS_PER_TYPE   # ignored when defects_total is set

@@ -206,3 +206,20 @@ def format_report(rep, title="") -> str:
     for w in rep["warnings"]:
         lines.append(f"  WARNING: {w}")
     return "\n".join(lines)
+
+
+def type_accuracy_on_caught(true_types, pred_types, caught, good=GOOD) -> dict:
+    """How often a caught defect is named right: {"accuracy", "n", "per_type": {t: {"accuracy", "n"}}}.
+
+    Only defects the model called defective count (a missed defect has no type to get right; recall
+    says how many were missed), and a predicted ``unknown`` counts as wrong.
+    """
+    t = np.asarray(true_types, dtype=object)
+    p = np.asarray(pred_types, dtype=object)
+    keep = (t != good) & np.asarray(caught, bool)
+    per = {}
+    for name in sorted(set(t[keep].tolist())):
+        m = keep & (t == name)
+        per[name] = {"accuracy": float(np.mean(p[m] == name)), "n": int(m.sum())}
+    n = int(keep.sum())
+    return {"accuracy": float(np.mean(p[keep] == t[keep])) if n else float("nan"), "n": n, "per_type": per}

@@ -65,6 +65,10 @@ def update_run(run, add_good=None, add_defects=None, echo=print, seed=None) -> P
     if not add_good and not add_defects:
         raise DataError("--update needs --add-good DIR and/or --add-defects DIR (the images to teach)")
     info = read_run(run)
+    if info.get("mode") == "combined":
+        # its stack and threshold are cross-validated over every image: a refit is a new training run
+        raise DataError(f"{run}: --update re-teaches anomaly and classifier runs; a combined run is retrained: add the "
+                        f"images to the dataset and run edgeinspect train --config {run}/config.json")
     added = collect_added(add_good, add_defects)
     n_good = sum(1 for a in added if a["label"] == 0)
     echo(f"added: {n_good} good, {len(added) - n_good} defective image(s)")

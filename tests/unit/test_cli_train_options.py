@@ -7,7 +7,7 @@ def test_save_maps_reaches_the_anomaly_trainer_and_the_saved_config(monkeypatch,
     from edge.cli import main
 
     seen = []
-    monkeypatch.setattr(anomaly, "train_anomaly", lambda cfg: seen.append(cfg) or tmp_path / "run")
+    monkeypatch.setattr(anomaly, "train_anomaly", lambda cfg, **kw: seen.append(cfg) or tmp_path / "run")
     (tmp_path / "data").mkdir()
     r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "data"), "--mode", "anomaly", "--save-maps"])
     assert r.exit_code == 0, r.output
@@ -20,7 +20,7 @@ def test_without_save_maps_the_anomaly_settings_are_untouched(monkeypatch, tmp_p
     from edge.cli import main
 
     seen = []
-    monkeypatch.setattr(anomaly, "train_anomaly", lambda cfg: seen.append(cfg) or tmp_path / "run")
+    monkeypatch.setattr(anomaly, "train_anomaly", lambda cfg, **kw: seen.append(cfg) or tmp_path / "run")
     (tmp_path / "data").mkdir()
     r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "data"), "--mode", "anomaly"])
     assert r.exit_code == 0, r.output

@@ -158,6 +158,6 @@ def test_cli_mode_anomaly_dispatches_to_anomaly_trainer(monkeypatch, tmp_path):
     from trainer.cli import dispatch
 
     seen = []
-    monkeypatch.setattr(anomaly, "train_anomaly", lambda cfg: seen.append(cfg) or tmp_path)
+    monkeypatch.setattr(anomaly, "train_anomaly", lambda cfg, **kw: seen.append(cfg) or tmp_path)
     cfg = TrainConfig(mode="anomaly", data=str(tmp_path))
     assert dispatch(cfg) == tmp_path and seen == [cfg]

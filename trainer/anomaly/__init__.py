@@ -7,7 +7,7 @@ from trainer.anomaly import layers  # noqa: F401  (registers the serialisable la
 from trainer.anomaly.model import build_feature_extractor, build_scorer, scorer_params  # noqa: F401
 
 
-def train_anomaly(cfg, echo=None):
+def train_anomaly(cfg, echo=None, mode_choice=None):
     """Fit on ``train/good`` only; returns the run folder (see trainer/anomaly/fit.py).
 
     ``echo``: where progress lines go (default ``click.echo``).
@@ -16,4 +16,4 @@ def train_anomaly(cfg, echo=None):
     from trainer.anomaly.settings import anomaly_settings
 
     cfg.anomaly = anomaly_settings(cfg.anomaly)  # config.json pins every setting, not only the ones given
-    return _train(cfg, echo=echo)
+    return _train(cfg, echo=echo, mode_choice=mode_choice)

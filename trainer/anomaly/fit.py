@@ -146,7 +146,7 @@ def out_of_fold(feats, settings, seed, echo):
     return patch, glob
 
 
-def train_anomaly(cfg, echo=None) -> Path:
+def train_anomaly(cfg, echo=None, mode_choice=None) -> Path:
     from edge.atomic import atomic_write_json, new_run_dir
     from edge.preprocess import as_hw
     from trainer.anomaly.calibrate import scorer_params
@@ -215,7 +215,8 @@ def train_anomaly(cfg, echo=None) -> Path:
     write_run_files(run_dir, cfg=cfg, manifest=manifest, task="anomaly", labels=LABELS, input_size=size,
                     threshold=0.5, threshold_policy=policy, metrics=metrics,
                     golden=golden_for(files, {s: metrics.get(f"{s}_scores") or [] for s in ("val", "test")}),
-                    extra={"anomaly": {"method": "patchcore-coreset+gaussian" if gauss is not None else
+                    extra={"mode": "anomaly", **({"mode_choice": mode_choice} if mode_choice else {}),
+                           "anomaly": {"method": "patchcore-coreset+gaussian" if gauss is not None else
                                        "patchcore-coreset", "bank_size": int(bank.shape[0]),
                                        "feature_dim": dim, "map_size": [int(grid[0]), int(grid[1])],
                                        "taps": settings["taps"], "global_tap": gtap, "pool": settings["pool"],
@@ -229,7 +230,8 @@ def train_anomaly(cfg, echo=None) -> Path:
     return run_dir
 
 
-def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc, root=None):
+def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc, root=None, val_fitted=False):
+    """``val_fitted``: every val image was learnt from (combined mode), so val is reported as in-sample."""
     from trainer.evaluate import NO_TEST, per_type_line, shout
     from trainer.metrics import binary_report, format_report, per_type_recall
 
@@ -250,11 +252,13 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc, root=N
         out[f"{split}_scores"] = [float(v) for v in scores]
         out[f"{split}_labels"] = y.tolist()
         out[f"{split}_types"] = [f["type"] for f in files[split]]
-        if split == "val" and len(np.unique(y)) == 1:
+        if split == "val" and (val_fitted or len(np.unique(y)) == 1):
             # A good-only val split was fitted on (the threshold comes from out-of-fold scores), so its
             # in-sample false-alarm rate is only a sanity check (the single-class warning binary_report
             # gives would be about the data, not the model).
-            echo(f"val: {len(y)} good images (fitted on, in-sample): {int((scores >= 0.5).sum())} score >= 0.5")
+            echo(f"val: {len(y)} images ({int(y.sum())} defective) fitted on, in-sample: "
+                 f"{int((scores[y == 0] >= 0.5).sum())} good and {int((scores[y == 1] >= 0.5).sum())} defective "
+                 "score >= 0.5 (held-out numbers: test)")
             continue
         echo(format_report(rep, f"{split} ({'held out' if split == 'test' else 'val'}):"))
         if split == "val" and len(np.unique(y)) == 2:

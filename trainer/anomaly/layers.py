@@ -98,3 +98,16 @@ class First(keras.layers.Layer):
 
     def call(self, x):
         return x[:, :1]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightedMean(keras.layers.Layer):
+    """[features (B, h, w, D), weights (B, h, w)] -> (B, 1, 1, D): the map-weighted mean (MUL + MEAN).
+
+    The combined model's defect-type descriptor (``trainer.anomaly.prototypes``): the weights are a
+    softmax over the map, so the most anomalous cells describe the defect.
+    """
+
+    def call(self, inputs):
+        f, w = inputs
+        return keras.ops.mean(f * keras.ops.expand_dims(w, -1), axis=(1, 2), keepdims=True)

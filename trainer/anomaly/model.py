@@ -33,9 +33,10 @@ Z_ANCHOR = 5.0    # whitened components keep [-10, 10] (good images sit within a
 
 
 def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
-                            tap_norm=True, global_tap=None, moments=1, roi=None):
+                            tap_norm=True, global_tap=None, moments=1, roi=None, probe_tap=None):
     """Raw pixels (None, H, W, 3) -> [unit patch features (None, h, w, D)] (+ the pooled mean (and, with
-    ``moments=2``, mean of squares) (None, 1, 1, C) of ``global_tap`` when given)."""
+    ``moments=2``, mean of squares) (None, 1, 1, C) of ``global_tap`` when given) (+ the pooled mean of
+    ``probe_tap``, last, for the combined mode's supervised probe, ``trainer.anomaly.stack``)."""
     keras = import_keras()
     from edge.preprocess import OFFSET, SCALE, as_hw
     from trainer.backbone import build_backbone
@@ -43,7 +44,7 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     h, w = as_hw(input_size)
     base = build_backbone(alpha=alpha, input_size=(h, w), weights=weights)
     names = {layer.name for layer in base.layers}
-    wanted = list(taps) + ([global_tap] if global_tap else [])
+    wanted = list(taps) + ([global_tap] if global_tap else []) + ([probe_tap] if probe_tap else [])
     missing = [t for t in wanted if t not in names]
     if missing:
         from edge.errors import EdgeInspectError
@@ -61,6 +62,7 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     outs = tapper(x, training=False)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     feats, g = outs[:len(taps)], (outs[len(taps)] if global_tap else None)
+    probe = outs[-1] if probe_tap else None
     gh, gw = feats[0].shape[1], feats[0].shape[2]
     grid = []
     for i, f in enumerate(feats):
@@ -87,6 +89,8 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
         if moments >= 2:
             sq = keras.layers.Multiply(name="global_square")([g, g])
             outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_meansq")(sq))
+    if probe is not None:
+        outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="probe_mean")(probe))
     return keras.Model(inp, outputs, name="patch_features")
 
 
@@ -121,20 +125,10 @@ def _upsample(keras, f, factor, name):
     return L.GridScale(1.0 / weight, name=name)(out)
 
 
-def build_scorer(extractor, params, name="anomaly_scorer"):
-    """Extractor + calibrated heads -> the deployable model (dict outputs).
-
-    ``params`` (``trainer.anomaly.calibrate.scorer_params``): ``bank`` (K, D), ``t``/``s`` (patch
-    distance -> map logit), ``patch`` (a, b: zmax -> half-logit), and when the extractor has a global
-    path ``mu``/``w`` (whitening) and ``global`` (a, b: squared distance -> half-logit).
-    """
-    keras = import_keras()
+def patch_map(keras, f, params):
+    """Unit patch features -> (nearest bank distance in ``unit``s (B, h, w), the map (B, h, w))."""
     bank = np.asarray(params["bank"], dtype=np.float32)
     k, d = bank.shape
-    inp = keras.Input(extractor.input.shape[1:], dtype="float32", name="image")
-    outs = extractor(inp)
-    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-    f = outs[0]
     t, s, unit = float(params["t"]), float(params["s"]), float(params["unit"])
     # d / unit = (1 - <f, m>) / unit per bank row, clamped to [0, 6] by a fused RELU6: int8 steps are
     # then 6 * unit / 255 of distance wherever the distances lie, and distances past 6 * unit (far above
@@ -149,6 +143,21 @@ def build_scorer(extractor, params, name="anomaly_scorer"):
     to_logit.set_weights([np.array([[[[unit / s, 0.0, 0.0]]]], np.float32),
                           np.array([-t / s, MAP_ANCHOR, -MAP_ANCHOR], np.float32)])
     amap = keras.layers.Activation("sigmoid", name="map")(L.FirstChannel(name="map_logit_real")(z))
+    return near, amap
+
+
+def build_scorer(extractor, params, name="anomaly_scorer"):
+    """Extractor + calibrated heads -> the deployable model (dict outputs).
+
+    ``params`` (``trainer.anomaly.calibrate.scorer_params``): ``bank`` (K, D), ``t``/``s`` (patch
+    distance -> map logit), ``patch`` (a, b: zmax -> half-logit), and when the extractor has a global
+    path ``mu``/``w`` (whitening) and ``global`` (a, b: squared distance -> half-logit).
+    """
+    keras = import_keras()
+    inp = keras.Input(extractor.input.shape[1:], dtype="float32", name="image")
+    outs = extractor(inp)
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    near, amap = patch_map(keras, outs[0], params)
     evidence = []
     if "patch" in params:
         evidence.append(_anchored(keras, L.ImageMax(name="patch_max")(near), params["patch"], "patch_evidence"))

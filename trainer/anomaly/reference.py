@@ -54,3 +54,35 @@ def score_and_map(feats, params):
         logits.append(ga * mahalanobis(g, params["mu"], params["w"]) + gb)
     logit = np.max(logits, axis=0)
     return sigmoid(logit)[:, None], sigmoid(z)
+
+
+def combined_reference(feats, probe, params):
+    """What the combined graph (``combined_model``) outputs, in NumPy: {"score" (N,), "map", "type"?}.
+
+    ``feats``: [patch, global stats] as the extractor gives them; ``probe``: (N, C) pooled probe activations.
+    """
+    from trainer.anomaly import prototypes as P
+
+    d = nearest_distance(feats[0], params["bank"])
+    unit = params["unit"]
+    near = np.clip(d / unit, 0.0, 6.0)
+    amap = sigmoid((near * unit - params["t"]) / params["s"])
+    (ap, bp), (ag, bg) = params["patch_u"], params["global_u"]
+    ev = [ap * near.reshape(len(near), -1).max(1) + bp]
+    g = global_stats(feats)
+    if g is not None:
+        ev.append(ag * mahalanobis(g, params["mu"], params["w"]) + bg)
+    p = params["probe"]
+    z = (np.asarray(probe, np.float64) - p["mu"]) / p["sd"]
+    x = np.c_[tuple(ev) + (z @ p["w"] + p["b"],)]
+    sw = np.asarray(params["stack"]["w"], np.float64)[[0, 1, 2] if g is not None else [0, 2]]
+    thr, gain = params["decision"]
+    out = {"score": sigmoid(gain * (x @ sw + params["stack"]["b"] - thr)), "map": amap}
+    t = params.get("types")
+    if t:
+        desc = P.descriptors(P.attention_pool(feats[0], near, t["beta"]), z)
+        sims = desc @ np.c_[t["proto_patch"], t["proto_probe"]].T
+        logits = P.TEMPERATURE * np.c_[np.full(len(sims), -2.0), sims, np.full(len(sims), t["floor"])]
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        out["type"] = e / e.sum(1, keepdims=True)
+    return out

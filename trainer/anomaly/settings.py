@@ -10,6 +10,8 @@ Keys (all optional)::
     proj_dim     128    random-projection width used while choosing the coreset
     global_tap   "block_6_expand_relu"  layer whose pooled statistics feed the image-level Gaussian
                  (Mahalanobis) evidence; "" turns it off (patch evidence only)
+    probe_tap    "block_13_expand_relu"  combined mode only: layer whose pooled mean feeds the supervised
+                 probe that learns from the few labelled defects (trainer/anomaly/stack.py)
     global_moments 1    pooled moments of global_tap: 1 = per-channel mean, 2 = + mean of squares (int8
                         squares of small activations round to 0: castings' int8 evidence error doubled)
     evidence     "patch+global"  what decides the image: "patch+global" (the stronger of the two),
@@ -36,6 +38,7 @@ DEFAULTS = {
     "bank_size": 2048,
     "proj_dim": 128,
     "global_tap": "block_6_expand_relu",
+    "probe_tap": "block_13_expand_relu",
     "global_moments": 1,
     "evidence": "patch+global",
     "max_false_reject": 0.01,
@@ -65,6 +68,8 @@ def anomaly_settings(raw) -> dict:
         bad("taps", "must be a list of MobileNetV2 layer names")
     if not isinstance(s["global_tap"], str):
         bad("global_tap", "must be a MobileNetV2 layer name or \"\" (off)")
+    if not isinstance(s["probe_tap"], str) or not s["probe_tap"]:
+        bad("probe_tap", "must be a MobileNetV2 layer name (combined mode's probe)")
     if s["global_moments"] > 2:
         bad("global_moments", "must be 1 (mean) or 2 (mean and mean of squares)")
     if s["evidence"] not in EVIDENCE:
