@@ -98,3 +98,23 @@ def test_export_refuses_run_labels_that_do_not_fit_the_type_head(export_anomaly_
     (run / "run.json").write_text(json.dumps({**info, "labels": ["good", "scratch", "spot"]}))
     with pytest.raises(ExportError, match="type output has 4 classes but run.json lists 3 labels"):
         export_run(run, variants=("fp32",), progress=False)
+
+
+def test_batch1_rebuild_accepts_the_type_head_and_names_what_it_expects():
+    from export.convert import batch1_model
+    from trainer.tfutil import import_keras
+
+    keras = import_keras()
+    inp = keras.Input((16, 16, 3), name="image")
+    prob = keras.layers.Conv2D(1, 1, activation="sigmoid")(inp)
+    outs = {"score": keras.layers.GlobalMaxPooling2D()(prob), "map": keras.layers.Reshape((16, 16))(prob),
+            "type": keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp))}
+    info = {"task": "anomaly", "input_size": [16, 16]}
+    m1 = batch1_model(keras.Model(inp, outs), info)
+    assert tuple(m1.inputs[0].shape) == (1, 16, 16, 3) and set(m1.output) == {"score", "map", "type"}
+    odd = keras.Model(inp, {"score": outs["score"], "map": outs["map"], "kind": outs["type"]})
+    with pytest.raises(ExportError, match=r"model outputs \['kind', 'map', 'score'\] do not match task 'anomaly': "
+                                          r"expected \['map', 'score'\] or \['map', 'score', 'type'\]"):
+        batch1_model(odd, info)
+    with pytest.raises(ExportError, match="do not match task 'classifier'"):
+        batch1_model(keras.Model(inp, outs), {"task": "classifier", "input_size": [16, 16]})
