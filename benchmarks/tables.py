@@ -53,7 +53,8 @@ def format_table(result) -> str:
     for v, row in result["variants"].items():
         a = row["accuracy"]
         if a.get("type_accuracy") is not None:  # a model with a type head (classifier, anomaly with types)
-            per = ", ".join(f"{t} {p['accuracy']:.3f} (n={p['n']})" for t, p in a.get("type_accuracy_per_type", {}).items())
+            per = ", ".join(f"{t} {p['accuracy']:.3f} (n={p['n']})"
+                            for t, p in a.get("type_accuracy_per_type", {}).items())
             text.append(f"{row['title']}: type accuracy on caught defects {a['type_accuracy']:.3f} "
                         f"(n={a['type_accuracy_n']})" + (f": {per}" if per else ""))
     if result.get("backends"):
