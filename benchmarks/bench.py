@@ -48,7 +48,8 @@ N_BOOT = 1000   # bootstrap resamples behind every 95% interval
 
 def accuracy_block(y, types, scores, threshold, *, n_boot=N_BOOT, seed=0, ref_pred=None, ref_scores=None,
                    pred_types=None) -> dict:
-    """binary_report (with its honesty warnings) + bootstrap CIs + per-type recall + agreement."""
+    """binary_report (with its honesty warnings) + bootstrap CIs + per-type recall + agreement, and with
+    ``pred_types`` (one predicted type per image) the type accuracy on caught defects (:func:`type_accuracy`)."""
     from trainer.metrics import auroc, balanced_accuracy_at, binary_report, bootstrap_ci, per_type_recall
 
     y = np.asarray(y).astype(int)
@@ -59,16 +60,30 @@ def accuracy_block(y, types, scores, threshold, *, n_boot=N_BOOT, seed=0, ref_pr
     pred = s >= threshold
     rep["per_type"] = per_type_recall(types, s, threshold)
     if pred_types is not None:
-        defect_idx = [i for i, t in enumerate(types) if t != GOOD and pred[i]]
-        if defect_idx:
-            rep["type_accuracy"] = float(np.mean([pred_types[i] == types[i] for i in defect_idx]))
-            rep["type_accuracy_n"] = len(defect_idx)
+        rep.update(type_accuracy(types, pred, pred_types))
     if ref_pred is not None:
         rep["agreement"] = float(np.mean(np.asarray(ref_pred).astype(bool) == pred))
     if ref_scores is not None:
         d = np.abs(np.asarray(ref_scores, dtype=np.float64) - s)
         rep["score_abs_diff"] = {"mean": float(d.mean()), "max": float(d.max())}
     return rep
+
+
+def type_accuracy(types, caught, pred_types) -> dict:
+    """Defect-type accuracy on the caught defects (a type is shown only there), overall and per true
+    type: {"type_accuracy", "type_accuracy_n", "type_accuracy_per_type": {type: {"n", "accuracy"}}},
+    or {} when no defect was caught. The one computation for every model with a type head (the
+    classifier's, an anomaly model's)."""
+    idx = [i for i, t in enumerate(types) if t != GOOD and caught[i]]
+    if not idx:
+        return {}
+    right = {i: pred_types[i] == types[i] for i in idx}
+    per = {}
+    for t in sorted({types[i] for i in idx}):
+        hits = [right[i] for i in idx if types[i] == t]
+        per[t] = {"n": len(hits), "accuracy": float(np.mean(hits))}
+    return {"type_accuracy": float(np.mean(list(right.values()))), "type_accuracy_n": len(idx),
+            "type_accuracy_per_type": per}
 
 
 def _export_note(run_dir, variant):

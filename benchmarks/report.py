@@ -309,14 +309,24 @@ def _detail_table(result):
 
 def _per_type_table(result):
     types = list(result["test"]["types"])
+    # models with a type head (classifier, anomaly with types): each defect type's type accuracy on its caught parts
+    typed = any(r["accuracy"].get("type_accuracy_per_type") for r in result["variants"].values())
+    what = "recall / type acc." if typed else "recall"
     out = ["<table><tr><th>Format</th>" + "".join(
-        f"<th>{_esc(t)} (n={result['test']['types'][t]})<br>{'false alarms' if t == GOOD else 'recall'}</th>"
-        for t in types) + "<th>type accuracy</th></tr>"]
+        f"<th>{_esc(t)} (n={result['test']['types'][t]})<br>{'false alarms' if t == GOOD else what}</th>"
+        for t in types) + "<th>type accuracy on caught defects</th></tr>"]
     for v, row in result["variants"].items():
-        pt = row["accuracy"]["per_type"]
-        cells = [_num(pt.get(t, {}).get("false_alarm_rate" if t == GOOD else "recall")) for t in types]
-        out.append(f"<tr><td>{_esc(row['title'])}</td>" + "".join(f"<td>{c}</td>" for c in cells)
-                   + f"<td>{_num(row['accuracy'].get('type_accuracy'))}</td></tr>")
+        a = row["accuracy"]
+        pt, tpt = a["per_type"], a.get("type_accuracy_per_type") or {}
+        cells = []
+        for t in types:
+            c = _num(pt.get(t, {}).get("false_alarm_rate" if t == GOOD else "recall"))
+            if t != GOOD and typed:
+                c += f" / {_num(tpt[t]['accuracy'])} (n={tpt[t]['n']})" if t in tpt else " / -"
+            cells.append(c)
+        n = f" (n={a['type_accuracy_n']})" if a.get("type_accuracy_n") else ""
+        out.append(f"<tr><td>{_esc(row['title'])}</td>" + "".join(f"<td>{_esc(c)}</td>" for c in cells)
+                   + f"<td>{_num(a.get('type_accuracy'))}{n}</td></tr>")
     out.append("</table>")
     return "".join(out)
 

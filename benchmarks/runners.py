@@ -11,10 +11,12 @@ from edge.progress import as_progress
 
 
 def split_outputs(out, task):
-    """Keras output dict (the run-folder contract names them) -> (scores (B,), types (B,K) or None, maps or None)."""
+    """Keras output dict (the run-folder contract names them) -> (scores (B,), types (B,K) or None, maps or None).
+    An anomaly model may carry a defect-type head ("type") beside its map."""
     if task == "classifier":
         return np.asarray(out["defect"]).reshape(-1), np.asarray(out["type"]), None
-    return np.asarray(out["score"]).reshape(-1), None, np.asarray(out["map"])
+    types = np.asarray(out["type"]) if "type" in out else None
+    return np.asarray(out["score"]).reshape(-1), types, np.asarray(out["map"])
 
 
 def bench_keras(run_dir, info, ts, warmup, repeats, progress=True):
@@ -34,7 +36,10 @@ def bench_keras(run_dir, info, ts, warmup, repeats, progress=True):
     scores, types, maps = split_outputs(out, task)
     pred_types = None
     if types is not None and types.ndim == 2 and labels and types.shape[1] == len(labels) and len(labels) > 1:
-        pred_types = [labels[1 + int(np.argmax(row[1:]))] for row in types]
+        from edge.prediction import defect_type
+
+        # the runtime's rule for a defective part (types are scored on caught defects only)
+        pred_types = [defect_type(labels, row, True)[0] for row in types]
     singles = [x[None] for x in batch]
     say(f"    keras: model.predict on one image x{repeats} (after {warmup} warm-up)")
     ms = timed(lambda x: model.predict(x, verbose=0), singles, warmup, repeats)
@@ -70,7 +75,7 @@ def bench_tflite(path, ts, threads, warmup, repeats, progress=True, model=None):
     maps = None
     if preds and all(p.anomaly_map is not None for p in preds):
         maps = np.stack([np.asarray(p.anomaly_map, dtype=np.float32) for p in preds])
-    pred_types = [p.defect_type for p in preds] if model.task == "classifier" else None
+    pred_types = [p.defect_type for p in preds] if model.has_types else None
     ms = timed(model.predict_array, ts.images, warmup, repeats)
     say(f"    bare interpreter invoke() x{repeats}")
     x = model.prepare(ts.images[0])

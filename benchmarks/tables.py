@@ -50,6 +50,13 @@ def format_table(result) -> str:
         b = k["batch_predict"]
         text.append(f"Keras model.predict on the whole test set: {b['ms_per_image']:.2f} ms/image "
                     f"({b['throughput_ips']:.1f} images/s, batch {b['batch_size']}); 'ms p50' above is one image per call")
+    for v, row in result["variants"].items():
+        a = row["accuracy"]
+        if a.get("type_accuracy") is not None:  # a model with a type head (classifier, anomaly with types)
+            per = ", ".join(f"{t} {p['accuracy']:.3f} (n={p['n']})"
+                            for t, p in a.get("type_accuracy_per_type", {}).items())
+            text.append(f"{row['title']}: type accuracy on caught defects {a['type_accuracy']:.3f} "
+                        f"(n={a['type_accuracy_n']})" + (f": {per}" if per else ""))
     if result.get("backends"):
         from benchmarks.backends import format_backends
 

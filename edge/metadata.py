@@ -12,11 +12,15 @@ Schema (``schema_version`` 1), written by ``export``::
       "format": "edgeinspect", "schema_version": 1,
       "task": "classifier" | "anomaly",
       "labels": ["good", "crack", ...],        # defect-type head; labels[0] == "good"
+                                               # (anomaly: ["good", "defective"], or with a type
+                                               #  head ["good", <types>..., "unknown"])
       "input": {"height": 224, "width": 224, "channels": 3, "dtype": "uint8",
                 "semantics": "raw_pixels", "scale": 1.0, "zero_point": 0},
       "preprocess": {...edge.preprocess.describe()...},
       "outputs": {"score": 0, "types": 1}      # classifier: output indices
-              or {"score": 0, "map": 1},       # anomaly (map is (1, h, w))
+              or {"score": 0, "map": 1}        # anomaly (map is (1, h, w))
+              or {"score": 0, "map": 1, "types": 2},  # anomaly with a defect-type head ((1, T),
+                                               # T == len(labels), column j is labels[j])
       "output_quantization": {"score": [scale, zero_point], ...},
       "threshold": 0.5, "threshold_policy": "recall@0.99",
       "variant": "int8", "model_version": "...", "manifest_sha256": "...",

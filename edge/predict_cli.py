@@ -30,7 +30,8 @@ def _row(rec):
     typ = ""
     if rec["defect_type"] is not None:
         label = rec["defect_type"] if len(rec["defect_type"]) <= 20 else rec["defect_type"][:19] + "…"
-        typ = f"{label} ({rec['type_prob']:.2f})"
+        # an anomaly model's type head gives a good part the type "good" without a probability
+        typ = label if rec["type_prob"] is None else f"{label} ({rec['type_prob']:.2f})"
     return (f"{_fmt_path(rec['path']):<48}  {rec['verdict']:<9}  {rec['score']:>6.3f}  "
             f"{typ:<28}  {rec['latency_ms']:>7.1f}")
 

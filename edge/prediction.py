@@ -15,7 +15,10 @@ class Prediction:
     path: str | None
     verdict: str                      # "defective" | "good" | "-" (plain classifier without a "good" label)
     score: float                      # defect probability / normalised anomaly score (threshold applies)
-    defect_type: str | None = None    # classifier: argmax of the type head (plain: top-1 label)
+    # Classifier: the type head's label (see defect_type); anomaly with a type head: a defective part's
+    # most likely defect type (may be "unknown"), a good part's "good" with type_prob None; anomaly
+    # without one: None; plain: the top-1 label.
+    defect_type: str | None = None
     type_prob: float | None = None
     latency_ms: float = 0.0           # preprocess + invoke + postprocess
     anomaly_map: np.ndarray | None = field(default=None, repr=False)

@@ -117,6 +117,7 @@ class EdgeModel:
         sizes = [int(np.prod(s[1:])) if len(s) > 1 else int(np.prod(s)) for _, s, _ in self._out]
         task = self.meta.get("task") if self.meta else PLAIN
         self.task = task
+        self._types_i = self._map_i = None
         if task == PLAIN:
             if len(outs) != 1:
                 raise ModelError(f"{self.path}: a plain classifier needs one output, the model has {len(outs)}")
@@ -144,19 +145,31 @@ class EdgeModel:
             raise ModelError(f"{self.path}: metadata says output {self._score_i} is the score, but it has "
                              f"shape {self._out[self._score_i][1]}; re-export the model")
         labels = list(user_labels) if user_labels is not None else list(self.meta.get("labels") or [])
-        if task == "classifier":
-            self._types_i = idx["types"]
+        # The defect-type head: the classifier's always, an anomaly model's when it has one (issue 13).
+        self._types_i = idx.get("types") if task == "anomaly" else idx["types"]
+        self._map_i = idx["map"] if task == "anomaly" else None
+        if self._types_i is not None:
+            if not isinstance(self._types_i, int) or not 0 <= self._types_i < len(outs) \
+                    or self._types_i in (self._score_i, self._map_i):
+                raise ModelError(f"{self.path}: metadata output 'types' -> {self._types_i!r} does not name a "
+                                 f"separate one of the model's {len(outs)} outputs; re-export the model")
             n = sizes[self._types_i]
             if len(labels) != n:
                 raise ModelError(f"{self.path}: {len(labels)} labels for a type head of {n} classes; "
                                  "re-export the model (or fix --labels)")
-        else:
-            self._map_i = idx["map"]
+        if self._map_i is not None:
             shape = self._out[self._map_i][1]
             if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] != 1):
                 raise ModelError(f"{self.path}: metadata says output {self._map_i} is the anomaly map, but it "
                                  f"has shape {shape}; re-export the model")
+        # what _run reads after each invoke, in _postprocess's order: score, then the rest
+        self._reads = [i for i in (self._score_i, self._types_i, self._map_i) if i is not None]
         self.labels = labels
+
+    @property
+    def has_types(self) -> bool:
+        """True when the model names a defect type: a classifier, or an anomaly model with a type head."""
+        return self._types_i is not None
 
     # -- inference ----------------------------------------------------------------------------------
     def pixels(self, image) -> np.ndarray:
@@ -222,9 +235,7 @@ class EdgeModel:
             invoke_ms = (time.perf_counter() - t) * 1e3
             if self.task == PLAIN:
                 return (self._output(0),), invoke_ms
-            if self.task == "classifier":
-                return (self._output(self._score_i), self._output(self._types_i)), invoke_ms
-            return (self._output(self._score_i), self._output(self._map_i)), invoke_ms
+            return tuple(self._output(i) for i in self._reads), invoke_ms
 
     def warmup(self):
         """One invoke on a blank frame: XNNPACK packs weights on the first call (watch calls this)."""
@@ -261,13 +272,21 @@ class EdgeModel:
                               (time.perf_counter() - t0) * 1e3, None, top)
         score = float(outs[0].reshape(-1)[0])
         verdict = "defective" if score >= self.threshold else "good"
-        if self.task == "classifier":
-            label, prob = defect_type(self.labels, outs[1].reshape(-1), verdict == "defective")
-            return Prediction(path, verdict, score, label, prob, (time.perf_counter() - t0) * 1e3)
-        amap = outs[1]
-        if amap.ndim == 3:
-            amap = amap[..., 0]
-        return Prediction(path, verdict, score, None, None, (time.perf_counter() - t0) * 1e3, amap)
+        rest = list(outs[1:])
+        label = prob = amap = None
+        if self._types_i is not None:
+            probs = rest.pop(0).reshape(-1)
+            if self.task == "classifier" or verdict == "defective":
+                label, prob = defect_type(self.labels, probs, verdict == "defective")
+            else:
+                # An anomaly model's type head is matched against defect prototypes only: on a good part
+                # its argmax means nothing, so the part is "good" with no type probability.
+                label = "good"
+        if self._map_i is not None:
+            amap = rest.pop(0)
+            if amap.ndim == 3:
+                amap = amap[..., 0]
+        return Prediction(path, verdict, score, label, prob, (time.perf_counter() - t0) * 1e3, amap)
 
     def predict(self, image, top_k=5) -> Prediction:
         """Image (path, RGB uint8 array or PIL image) -> Prediction. Raises ImageError for bad files."""

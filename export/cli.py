@@ -33,7 +33,8 @@ def variant_flags(command):
 @click.option("--min-agreement", default=MIN_AGREEMENT, show_default=True, type=float,
               help="A variant agreeing with Keras less than this is FAILED.")
 @click.option("--min-type-agreement", default=MIN_TYPE_AGREEMENT, show_default=True, type=float,
-              help="Classifier: a variant whose defect type differs from Keras's more often (among parts Keras "
+              help="Models with a type head (classifier, anomaly with types): a variant whose defect type "
+                   "differs from Keras's more often (among parts Keras "
                    "calls defective) is FAILED.")
 @click.option("--max-auroc-drop", default=MAX_AUROC_DROP, show_default=True, type=float,
               help="A variant losing more AUROC than this is FAILED.")

@@ -64,11 +64,15 @@ def batch1_model(model, info=None):
     inp = keras.Input((h, w, 3), batch_size=1, name="image", dtype="float32")
     out = model(inp)
     if not isinstance(out, dict):
-        raise ExportError("model outputs are not named; expected {'defect', 'type'} (classifier) or {'score', 'map'} (anomaly)")
+        raise ExportError("model outputs are not named; expected {'defect', 'type'} (classifier) or "
+                          "{'score', 'map'} (anomaly, optionally with 'type')")
     if info is not None:
-        want = {"classifier": {"defect", "type"}, "anomaly": {"score", "map"}}[info["task"]]
-        if set(out) != want:
-            raise ExportError(f"model outputs {sorted(out)} do not match task {info['task']!r}: expected {sorted(want)}")
+        task = info["task"]
+        want = {"classifier": {"defect", "type"}, "anomaly": {"score", "map"}}[task]
+        allowed = [want] + ([want | {"type"}] if task == "anomaly" else [])  # anomaly + defect-type head
+        if set(out) not in allowed:
+            raise ExportError(f"model outputs {sorted(out)} do not match task {task!r}: expected "
+                              + " or ".join(str(sorted(a)) for a in allowed))
     return keras.Model(inp, out, name=f"{model.name}_batch1")
 
 

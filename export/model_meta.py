@@ -13,8 +13,13 @@ from edge.metadata import SCHEMA_VERSION
 from edge.preprocess import describe
 from export.errors import ExportError
 
-# Keras output name -> metadata output key, per task.
-OUTPUT_KEYS = {"classifier": {"defect": "score", "type": "types"}, "anomaly": {"score": "score", "map": "map"}}
+# Keras output name -> metadata output key, per task. An anomaly model may carry a defect-type head
+# ("type", softmax over labels, issue 13); its key is the classifier's, "types".
+OUTPUT_KEYS = {"classifier": {"defect": "score", "type": "types"},
+               "anomaly": {"score": "score", "map": "map", "type": "types"}}
+# The metadata keys each task must have, and those it may have.
+REQUIRED = {"classifier": ("score", "types"), "anomaly": ("score", "map")}
+OPTIONAL = {"classifier": (), "anomaly": ("types",)}
 
 
 def _signature_outputs(interpreter):
@@ -30,34 +35,49 @@ def _signature_outputs(interpreter):
     return {name: pos[idx] for name, idx in outs.items() if idx in pos}
 
 
+def _by_shape(shapes, task, n_labels):
+    """Metadata key -> output position from the shapes alone: the score is (1, 1), a type head (1, K),
+    an anomaly map (1, h, w) or (1, h, w, 1)."""
+    out = {}
+    for i, s in enumerate(shapes):
+        if task == "anomaly" and len(s) >= 3:
+            key = "map"
+        elif int(np.prod(s)) == 1 and not (task == "classifier" and n_labels == 1 and "score" in out):
+            key = "score"
+        else:
+            key = "types"
+        out.setdefault(key, i)
+    return out
+
+
 def output_indices(interpreter, task: str, n_labels: int | None = None) -> dict:
-    """{"score": i, "types": j} (classifier) or {"score": i, "map": j} (anomaly), checked by shape."""
+    """{"score": i, "types": j} (classifier), {"score": i, "map": j} or {"score": i, "map": j, "types": k}
+    (anomaly, with a defect-type head), checked by shape. ``n_labels``: run.json's label count, which a
+    type head must match."""
     details = interpreter.get_output_details()
     shapes = [tuple(int(v) for v in d["shape"]) for d in details]
-    if len(details) != 2:
-        raise ExportError(f"converted {task} model has {len(details)} outputs {shapes}; expected 2 "
-                          f"({'defect, type' if task == 'classifier' else 'score, map'}); check model.keras")
+    want, extra = REQUIRED[task], OPTIONAL[task]
+    if not len(want) <= len(details) <= len(want) + len(extra):
+        expected = "defect, type" if task == "classifier" else "score, map and optionally type"
+        raise ExportError(f"converted {task} model has {len(details)} outputs {shapes}; expected {expected}; "
+                          "check model.keras")
     names = OUTPUT_KEYS[task]
-    by_sig = _signature_outputs(interpreter)
-    out = {names[k]: v for k, v in by_sig.items() if k in names}
-    if len(out) != 2:
-        # By shape: the score is (1, 1); types is (1, K); the map is (1, h, w).
-        out = {}
-        for i, s in enumerate(shapes):
-            if task == "classifier":
-                key = "types" if (s[-1] != 1 or (n_labels == 1 and "score" in out)) else "score"
-            else:
-                key = "map" if len(s) == 3 else "score"
-            out.setdefault(key, i)
-    want = {"classifier": ("score", "types"), "anomaly": ("score", "map")}[task]
-    if set(out) != set(want) or out[want[0]] == out[want[1]]:
+    out = {names[k]: v for k, v in _signature_outputs(interpreter).items() if k in names}
+    if len(out) != len(details) or len(set(out.values())) != len(out):
+        out = _by_shape(shapes, task, n_labels)
+    if (not set(want) <= set(out) <= set(want + extra) or len(out) != len(details)
+            or len(set(out.values())) != len(out)):
         raise ExportError(f"cannot tell the converted model's outputs apart (shapes {shapes}); "
-                          f"expected {want}")
+                          f"expected {want + extra if len(details) > len(want) else want}")
     s = shapes[out["score"]]
     if int(np.prod(s)) != 1:
         raise ExportError(f"score output has shape {s}; expected (1, 1) - was the model rebuilt with batch 1?")
-    if task == "classifier" and n_labels and shapes[out["types"]][-1] != n_labels:
-        raise ExportError(f"type output has {shapes[out['types']][-1]} classes but run.json lists {n_labels} labels")
+    if "types" in out:
+        t = shapes[out["types"]]
+        if len(t) != 2:
+            raise ExportError(f"type output has shape {t}; expected (1, K) with K = the run.json labels")
+        if n_labels and t[-1] != n_labels:
+            raise ExportError(f"type output has {t[-1]} classes but run.json lists {n_labels} labels")
     if task == "anomaly" and len(shapes[out["map"]]) != 3:
         raise ExportError(f"anomaly map output has shape {shapes[out['map']]}; expected (1, h, w)")
     return out
@@ -75,7 +95,8 @@ def build_metadata(info: dict, interpreter, variant: str) -> dict:
     h, w = (int(v) for v in info["input_size"])
     inp = interpreter.get_input_details()[0]
     scale, zp = inp["quantization"]
-    outs = output_indices(interpreter, task, len(labels) if task == "classifier" else None)
+    # every type head (the classifier's, an anomaly model's) has one column per label
+    outs = output_indices(interpreter, task, len(labels))
     details = interpreter.get_output_details()
     oq = {}
     for key, i in outs.items():

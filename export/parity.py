@@ -1,8 +1,9 @@
 """Does the exported file decide like the Keras model? Measured on held-out images, every export.
 
 Agreement is the fraction of images with the same verdict at the run's
-threshold (and, for the classifier, the same defect type on images the float
-model calls defective, since only there is the type shown). Each side's
+threshold (and, for a model with a defect-type head - the classifier's, or an
+anomaly model's - the same defect type on images the float model calls
+defective, since only there is the type shown). Each side's
 AUROC / balanced accuracy come from ``trainer.metrics.binary_report`` so the
 majority baseline travels with them.
 """
@@ -12,6 +13,7 @@ import math
 
 import numpy as np
 
+from export.errors import ExportError
 from trainer.metrics import binary_report
 
 MIN_AGREEMENT = 0.98
@@ -41,7 +43,8 @@ def _dequantize(x, detail):
 
 
 def run_tflite(model, images, meta=None, threads=2, task=None) -> dict:
-    """Outputs of a .tflite (path or bytes) on uint8 images (N,H,W,3): {"score": (N,), "types"/"map": ...}.
+    """Outputs of a .tflite (path or bytes) on uint8 images (N,H,W,3): {"score": (N,), "types"/"map": ...}
+    (an anomaly model with a defect-type head has both "map" and "types").
 
     ``meta`` needs only ``{"outputs": {name: output index}}``; without it the outputs of ``task``
     ("classifier" or "anomaly") are found in the file (export.model_meta.output_indices).
@@ -72,7 +75,10 @@ def run_keras(model, images, task, batch_size=16) -> dict:
     pred = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
     if task == "classifier":
         return {"score": np.asarray(pred["defect"], np.float32).reshape(-1), "types": np.asarray(pred["type"], np.float32)}
-    return {"score": np.asarray(pred["score"], np.float32).reshape(-1), "map": np.asarray(pred["map"], np.float32)}
+    out = {"score": np.asarray(pred["score"], np.float32).reshape(-1), "map": np.asarray(pred["map"], np.float32)}
+    if "type" in pred:  # an anomaly model with a defect-type head
+        out["types"] = np.asarray(pred["type"], np.float32)
+    return out
 
 
 def _spearman(a, b):
@@ -111,12 +117,15 @@ def compare(ref: dict, got: dict, labels, threshold, task, got_threshold=None) -
         "majority_baseline": rep_got["majority_baseline"],
         "metrics": rep_got,
     }
-    if task == "classifier":
+    if "types" in ref:  # the classifier's type head, or an anomaly model's
+        if "types" not in got:
+            raise ExportError(f"the float {task} model has a type output but the converted file has none; "
+                              "re-export the run")
         shown = v_ref if v_ref.any() else np.ones_like(v_ref)
         t_ref, t_got = ref["types"].argmax(1), got["types"].argmax(1)
         out["type_agreement"] = float(np.mean(t_ref[shown] == t_got[shown])) if len(y) else float("nan")
         out["type_agreement_all"] = float(np.mean(t_ref == t_got)) if len(y) else float("nan")
-    else:
+    if "map" in ref:
         out["map_max_abs_diff"] = float(np.abs(ref["map"] - got["map"]).max()) if len(y) else float("nan")
     return out
 

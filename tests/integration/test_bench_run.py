@@ -80,3 +80,22 @@ def test_cli_bench_prints_table_and_compares(bench_tiny_run, tmp_path):
     assert "REGRESSION: TFLite int8: latency is" in res.output and "its bare invoke()" in res.output
     res = runner.invoke(main, ["bench", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "no run.json" in res.output
+
+
+def test_anomaly_model_with_types_reports_type_accuracy_on_caught_defects(bench_anomaly_types_run, tmp_path):
+    from benchmarks.bench import run_bench
+
+    r = run_bench(bench_anomaly_types_run, out_dir=tmp_path, repeats=3, warmup=1, n_boot=50, progress=False,
+                  threads=1, cold=False, litert_benchmark=False, backends=False)
+    assert r["task"] == "anomaly" and list(r["variants"]) == ["keras", "fp32", "int8"]
+    for v, row in r["variants"].items():
+        acc = row["accuracy"]
+        assert acc["balanced_accuracy"] == 1.0, v  # every patch caught, no false alarm
+        # the grey hole is caught but its type is "unknown": 5 of 6 right, the holes 2 of 3
+        assert (acc["type_accuracy"], acc["type_accuracy_n"]) == (pytest.approx(5 / 6), 6), v
+        assert acc["type_accuracy_per_type"] == {"crack": {"n": 3, "accuracy": 1.0},
+                                                 "hole": {"n": 3, "accuracy": pytest.approx(2 / 3)}}, v
+    table = (tmp_path / "table.txt").read_text()
+    assert "TFLite int8: type accuracy on caught defects 0.833 (n=6): crack 1.000 (n=3), hole 0.667 (n=3)" in table
+    page = (tmp_path / "report.html").read_text()
+    assert "recall / type acc." in page and "1.000 / 0.667 (n=3)" in page

@@ -102,3 +102,18 @@ def fake_result_pair():
     worse = fake_bench_result(scores, p50={"keras": 40.0, "fp32": 16.0, "int8": 3.0})
     assert worse["variants"]["int8"]["accuracy"]["auroc"] < ref["variants"]["int8"]["accuracy"]["auroc"] - 0.05
     return ref, worse
+
+
+def test_type_accuracy_counts_caught_defects_only_overall_and_per_type():
+    from benchmarks.bench import type_accuracy
+
+    # TYPES / S at 0.5: caught defects are indices 6 (crack), 7 (crack), 8 (hole), 10 (hole), 12 (crack)
+    pred = ["good"] * 6 + ["crack", "hole", "hole", "crack", "unknown", "crack", "crack", "hole"]
+    got = type_accuracy(TYPES, S >= 0.5, pred)
+    assert (got["type_accuracy"], got["type_accuracy_n"]) == (pytest.approx(3 / 5), 5)
+    assert got["type_accuracy_per_type"] == {"crack": {"n": 3, "accuracy": pytest.approx(2 / 3)},
+                                             "hole": {"n": 2, "accuracy": 0.5}}
+    rep = accuracy_block(Y, TYPES, S, 0.5, n_boot=50, pred_types=pred)
+    assert {k: rep[k] for k in got} == got
+    assert type_accuracy(TYPES, S >= 2.0, pred) == {}  # nothing caught: no type accuracy, not a zero
+    assert "type_accuracy" not in accuracy_block(Y, TYPES, S, 0.5, n_boot=50)  # a model without a type head

@@ -128,3 +128,57 @@ def test_defect_type_agreement_has_its_own_bar():
     assert res["status"] == "FAILED" and "defect-type" in res["reasons"][0]
     res = parity.judge(dict(base, agreement=0.97))
     assert res["reasons"] == ["verdict agreement 0.9700 < 0.98"]
+
+
+def test_anomaly_with_a_type_head_gets_type_agreement_beside_the_map():
+    y, ref = _ref()
+    ref = {**ref, "map": np.zeros((40, 4, 4), np.float32)}
+    got = {"score": ref["score"].copy(), "map": ref["map"] + 0.1, "types": ref["types"][:, ::-1].copy()}
+    res = parity.judge(parity.compare(ref, got, y, 0.5, "anomaly"))
+    assert res["map_max_abs_diff"] == pytest.approx(0.1) and res["agreement"] == 1.0
+    assert res["type_agreement"] < 0.95 and res["status"] == "FAILED"
+    assert res["reasons"] == [f"defect-type agreement {res['type_agreement']:.4f} < 0.95"]
+    same = parity.compare(ref, {k: v.copy() for k, v in ref.items()}, y, 0.5, "anomaly")
+    assert same["type_agreement"] == 1.0 == same["type_agreement_all"]
+    plain = parity.compare({"score": ref["score"], "map": ref["map"]}, {"score": ref["score"], "map": ref["map"]},
+                           y, 0.5, "anomaly")
+    assert "type_agreement" not in plain  # a good-only model has no type to agree on
+    with pytest.raises(ExportError, match="has a type output but the converted file has none"):
+        parity.compare(ref, {"score": ref["score"], "map": ref["map"]}, y, 0.5, "anomaly")
+
+
+class _FakeInterpreter:
+    """get_output_details() of a converted model with these shapes, and no signature (the shape path)."""
+
+    def __init__(self, shapes):
+        self.shapes = shapes
+
+    def get_output_details(self):
+        return [{"index": 10 + i, "shape": np.array(s), "quantization": (0.0, 0)} for i, s in enumerate(self.shapes)]
+
+    def _get_full_signature_list(self):
+        return {}
+
+
+@pytest.mark.parametrize("shapes,want", [
+    ([(1, 12, 12), (1, 1)], {"map": 0, "score": 1}),
+    ([(1, 12, 12), (1, 4), (1, 1)], {"map": 0, "types": 1, "score": 2}),
+    ([(1, 4), (1, 1), (1, 12, 12)], {"types": 0, "score": 1, "map": 2}),
+])
+def test_anomaly_outputs_are_told_apart_by_shape(shapes, want):
+    from export.model_meta import output_indices
+
+    assert output_indices(_FakeInterpreter(shapes), "anomaly", 4) == want
+
+
+@pytest.mark.parametrize("shapes,match", [
+    ([(1, 12, 12), (1, 4), (1, 1)], "type output has 4 classes but run.json lists 3 labels"),
+    ([(1, 12, 12), (1, 1), (1, 1)], "cannot tell the converted model's outputs apart"),
+    ([(1, 12, 12), (1, 4), (1, 4), (1, 1)], "has 4 outputs"),
+    ([(1, 12, 12)], "has 1 outputs"),
+])
+def test_anomaly_outputs_that_do_not_fit_are_one_line_errors(shapes, match):
+    from export.model_meta import output_indices
+
+    with pytest.raises(ExportError, match=match):
+        output_indices(_FakeInterpreter(shapes), "anomaly", 3)

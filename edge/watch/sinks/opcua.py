@@ -33,7 +33,7 @@ NODES = (
     ("Verdict", "String", "verdict", "last verdict: good, defective or error (empty before the first part)"),
     ("Defective", "Boolean", "defective", "last part defective"),
     ("Score", "Double", "score", "last score (defective when >= Threshold)"),
-    ("DefectType", "String", "type", "last defect type (classifier models; empty otherwise)"),
+    ("DefectType", "String", "type", "last defect type (models with a type head; empty otherwise)"),
     ("ImageName", "String", "image", "last image file name or frame id (video:N)"),
     ("ResultTime", "String", "time", "UTC time the last result was logged (ISO 8601)"),
     ("Inspected", "UInt32", "inspected", "parts judged by the model (log lines with status ok)"),
