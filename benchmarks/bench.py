@@ -37,8 +37,9 @@ from benchmarks.compare import compare, load_reference
 from benchmarks.runners import bench_keras, bench_tflite, edge_model
 from benchmarks.testset import load_test_set
 from benchmarks.timing import cold_start, litert_benchmark_ms, machine_info
+from benchmarks.type_accuracy import caught_type_accuracy
 from export.variants import BENCHED, VARIANT, title
-from trainer.data.run_contract import GOOD, read_run
+from trainer.data.run_contract import read_run
 
 SCHEMA = "edgeinspect-bench/1"
 REPEATS = 50    # timed calls per variant, after
@@ -59,10 +60,10 @@ def accuracy_block(y, types, scores, threshold, *, n_boot=N_BOOT, seed=0, ref_pr
     pred = s >= threshold
     rep["per_type"] = per_type_recall(types, s, threshold)
     if pred_types is not None:
-        defect_idx = [i for i, t in enumerate(types) if t != GOOD and pred[i]]
-        if defect_idx:
-            rep["type_accuracy"] = float(np.mean([pred_types[i] == types[i] for i in defect_idx]))
-            rep["type_accuracy_n"] = len(defect_idx)
+        typed = caught_type_accuracy(list(types), list(pred_types), pred.tolist())
+        if typed:
+            rep["type_accuracy"], rep["type_accuracy_n"] = float(typed["accuracy"]), typed["n"]
+            rep["type_accuracy_per_type"] = typed["per_type"]
     if ref_pred is not None:
         rep["agreement"] = float(np.mean(np.asarray(ref_pred).astype(bool) == pred))
     if ref_scores is not None:
