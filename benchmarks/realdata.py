@@ -48,11 +48,22 @@ def _run(args, log, ok=(0,)):
     with open(log, "a") as fh:
         fh.write(f"\n$ edgeinspect {' '.join(map(str, args))}\n")
         fh.flush()
+        start = fh.tell()
         code = subprocess.run(_cli() + [str(a) for a in args], stdout=fh, stderr=subprocess.STDOUT,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}).returncode
     if code not in ok:
-        raise click.ClickException(f"edgeinspect {args[0]} exited {code}; see {log}")
+        raise click.ClickException(f"edgeinspect {' '.join(map(str, args[:2]))} exited {code}: "
+                                   f"{_last_error(log, start)} (full output in {log})")
     return code, time.time() - t0
+
+
+def _last_error(log, start):
+    """The command's own one-line error (its last ``Error:`` line, else its last line), to repeat on screen."""
+    with open(log, errors="replace") as fh:
+        fh.seek(start)
+        lines = [ln.strip() for ln in fh.read().splitlines() if ln.strip()]
+    errors = [ln.removeprefix("Error:").strip() for ln in lines if ln.startswith("Error:")]
+    return (errors or lines or ["no output"])[-1]
 
 
 def default_out(protocol, ablation):
@@ -65,7 +76,7 @@ def one_run(data, split, step, protocol, log):
     """Train one ``plan`` step on its ``split``'s manifest, export it int8 and predict the test split: one row."""
     from benchmarks.realdata_plan import export_args, predict_args
     from benchmarks.realdata_table import from_report, summary, type_accuracy
-    from trainer.data.run_contract import load_manifest
+    from trainer.data.run_contract import GOOD, load_manifest
 
     name, repeat, manifest = split["set"], split["repeat"], split["manifest"]
     root, run, mode, evidence = data / name, step["run"], step["mode"], step["evidence"]
@@ -86,7 +97,7 @@ def one_run(data, split, step, protocol, log):
     metrics = json.loads((run / "metrics.json").read_text())
     run_info = json.loads((run / "run.json").read_text())
     cal = metrics.get("calibration") or {}  # the good-only false-reject target (anomaly evidence only)
-    typed, why = type_accuracy(test, records, n_types=len([c for c in m["classes"] if c != "good"]))
+    typed, why = type_accuracy(test, records, n_types=len([c for c in m["classes"] if c != GOOD]))
     pixel = _pixel(run / "export" / int8["file"], test, root, metrics.get("pixel_test"))
     return {"set": name, "mode": mode, "evidence": evidence, "protocol": protocol, "seed": repeat.seed,
             "fold": repeat.fold, "mode_choice": run_info.get("mode_choice"), "task": run_info.get("task"),

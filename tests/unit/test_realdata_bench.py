@@ -158,7 +158,7 @@ def test_kfold_plan_splits_each_fold_once_and_trains_every_mode_on_it(tmp_path):
             assert t[t.index("--project") + 1] == str(r["run"].parent) and t[t.index("--name") + 1] == r["run"].name
     assert len({r["run"] for s in steps for r in s["runs"]}) == 9 and len({s["manifest"] for s in steps}) == 3
     trains = {r["mode"]: _strs(r["train"]) for r in steps[0]["runs"]}
-    assert "anomaly.evidence=patch+global" in trains["anomaly"] and "anomaly.evidence=patch+global" in trains["combined"]
+    assert all("anomaly.evidence=patch+global" in trains[m] for m in ("anomaly", "combined"))
     assert "--set" not in trains["classifier"]   # a classifier has no good-only evidence to set
 
 
@@ -213,7 +213,8 @@ def test_classifier_on_a_supervised_split_runs_the_whole_cli_path(tmp_path):
     assert res["protocol"] == "supervised" and row["mode"] == "classifier" and row["task"] == "classifier"
     assert row["n_train_defective"] == 4 and row["n_test"] == 14 and row["n_defective"] == 8  # 1 of 4 types moved
     # the row's int8 numbers are the predict JSON's, at the threshold the int8 file carries
-    pred = json.loads((tmp_path / "work" / "runs" / "tiny_supervised_seed0_classifier" / "predict_int8.json").read_text())
+    run = tmp_path / "work" / "runs" / "tiny_supervised_seed0_classifier"
+    pred = json.loads((run / "predict_int8.json").read_text())
     assert row["int8_threshold"] == pred["model"]["threshold"] and pred["model"]["task"] == "classifier"
     manifest = json.loads((tmp_path / "work" / "tiny_supervised_seed0.json").read_text())
     by = {Path(r["path"]).resolve(): r for r in pred["results"]}
@@ -223,3 +224,21 @@ def test_classifier_on_a_supervised_split_runs_the_whole_cli_path(tmp_path):
     assert all(r["defect_type"] is not None for r in pred["results"])   # a classifier names a type
     assert row["type_accuracy_note"] != "the model names no types"
     assert res["aggregates"][0]["repeats"] == 1 and "tiny" in done.stdout and "classifier" in done.stdout
+
+
+def test_a_failing_step_repeats_the_commands_own_error_on_one_line(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from benchmarks.realdata import _run
+    from tests.fixtures.common import ROOT
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    log = tmp_path / "realdata.log"
+    log.write_text("Error: an earlier command's error, not this one's\n")
+    with pytest.raises(click.ClickException) as err:
+        _run(["data", "split", tmp_path / "nope", "--protocol", "kfold", "--out", tmp_path / "m.json"], log)
+    msg = err.value.message
+    assert msg.startswith("edgeinspect data split exited 2: ") and str(tmp_path / "nope") in msg
+    assert "earlier" not in msg and "Error:" not in msg and "\n" not in msg and str(log) in msg
