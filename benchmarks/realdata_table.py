@@ -79,6 +79,7 @@ def aggregate(rows):
                       for k in ("auroc", "balanced_accuracy")},
             "int8": {k: mean_sd(r["int8"][k] for r in rs) for k in INT8_KEYS},
             "type_accuracy": mean_sd(ta["accuracy"] if ta else None for ta in typed),
+            "type_accuracy_caught": sum(ta["n"] for ta in typed if ta),  # defects it was measured on, all splits
             "type_accuracy_per_type": {t: mean_sd(ta["per_type"][t]["accuracy"] if ta and t in ta["per_type"]
                                                   else None for ta in typed) for t in per_type},
             "type_accuracy_note": None if any(typed) else rs[0].get("type_accuracy_note"),

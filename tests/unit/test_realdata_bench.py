@@ -109,6 +109,7 @@ def test_per_type_type_accuracy_is_aggregated_over_splits_in_its_own_table():
     rows = [_row(typed=typed(1.0, 0.5), seed=0), _row(typed=typed(0.5, 0.5), seed=1), _row(typed=None, seed=2)]
     agg = aggregate(rows)[0]
     assert agg["type_accuracy"]["mean"] == pytest.approx(0.625) and agg["type_accuracy"]["n"] == 2
+    assert agg["type_accuracy_caught"] == 8 and agg["type_accuracy_note"] is None
     assert agg["type_accuracy_per_type"]["crack"]["mean"] == pytest.approx(0.75)
     assert agg["type_accuracy_per_type"]["hole"]["sd"] == 0.0
     text = format_table(rows)
