@@ -58,6 +58,13 @@ def fmt(agg, nd=3):
     return text if agg["sd"] is None else f"{text} ± {agg['sd']:.{nd}f}"
 
 
+def fmt_of(agg, repeats):
+    """``fmt``, saying on how many of the ``repeats`` splits the value exists when not all (e.g. a split
+    whose model caught no defect has no type accuracy): ``0.500 (1/2 splits)``."""
+    text = fmt(agg)
+    return text + f" ({agg['n']}/{repeats} splits)" if agg and agg["n"] < repeats else text
+
+
 def _key(row):
     return row["set"], row.get("mode", "anomaly"), row.get("evidence", DASH)
 
@@ -137,13 +144,14 @@ def format_table(rows):
                      f"{fmt(q['balanced_accuracy'])} ({q['majority_baseline']['mean']:.3f})",
                      fmt(q["recall"]), fmt(q["specificity"]),
                      fmt(q["false_reject"]) + (f" ({target:.3f})" if target is not None else ""),
-                     fmt(a["type_accuracy"]), _parity(a), _seconds(a["train_s"]), _seconds(a["export_s"])))
+                     fmt_of(a["type_accuracy"], a["repeats"]), _parity(a), _seconds(a["train_s"]),
+                     _seconds(a["export_s"])))
     tables = [main]
     typed = [a for a in aggs if a["type_accuracy_per_type"]]
     if typed:
         tables.append([("set", "mode", "evidence", "type accuracy on caught defects, per type")]
                       + [(a["set"], _mode(a), a["evidence"],
-                          ", ".join(f"{t} {fmt(v)}" for t, v in a["type_accuracy_per_type"].items()))
+                          ", ".join(f"{t} {fmt_of(v, a['repeats'])}" for t, v in a["type_accuracy_per_type"].items()))
                          for a in typed])
     pix = [a for a in aggs if a["pixel"]]
     if pix:  # only sets with ground_truth masks have them

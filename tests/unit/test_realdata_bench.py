@@ -113,8 +113,9 @@ def test_per_type_type_accuracy_is_aggregated_over_splits_in_its_own_table():
     assert agg["type_accuracy_per_type"]["crack"]["mean"] == pytest.approx(0.75)
     assert agg["type_accuracy_per_type"]["hole"]["sd"] == 0.0
     text = format_table(rows)
-    assert "0.625 ± 0.177" in text.splitlines()[2]
-    assert "crack 0.750 ± 0.354, hole 0.500 ± 0.000" in text.split("\n\n")[1]
+    assert "0.625 ± 0.177 (2/3 splits)" in text.splitlines()[2]   # the third split's model caught nothing
+    assert "crack 0.750 ± 0.354 (2/3 splits), hole 0.500 ± 0.000 (2/3 splits)" in text.split("\n\n")[1]
+    assert "(2/" not in format_table(rows[:2])
 
 
 @pytest.mark.parametrize("mode", ["combined", "classifier"])
