@@ -6,10 +6,10 @@
     python benchmarks/realdata.py --protocol kfold --k 5 --modes anomaly,combined,classifier --sets casting
 
 For every set in DATA (MVTec layout) and every split of it (``--protocol good-only`` / ``supervised``:
-one per ``--seeds`` seed; ``kfold``: each of the ``--k`` folds), ``edgeinspect data split`` once, then
-for every ``--modes`` mode on that same split ``edgeinspect train --mode M``, ``edgeinspect export
---int8`` and ``edgeinspect predict`` of the int8 file (the edge runtime, no TensorFlow) on the test
-split. ``combined`` and ``auto`` are passed to ``train`` as they are (auto's choice is read back from
+one per ``--seeds`` seed; ``kfold``: each of the ``--k`` folds of each seed's fold assignment),
+``edgeinspect data split`` once, then for every ``--modes`` mode on that same split ``edgeinspect train
+--mode M``, ``edgeinspect export --int8`` and ``edgeinspect predict`` of the int8 file (the edge runtime,
+no TensorFlow) on the test split. ``combined`` and ``auto`` are passed to ``train`` as they are (auto's choice is read back from
 run.json). Prints one line per (set, mode, evidence) with mean ± sd over the splits (AUROC float/int8,
 balanced accuracy beside the majority baseline, recall, specificity, the realised false-reject rate
 against the target, type accuracy on caught defects, parity, times), a per-type type-accuracy table
