@@ -38,7 +38,7 @@ from benchmarks.runners import bench_keras, bench_tflite, edge_model
 from benchmarks.testset import load_test_set
 from benchmarks.timing import cold_start, litert_benchmark_ms, machine_info
 from export.variants import BENCHED, VARIANT, title
-from trainer.data.run_contract import GOOD, read_run
+from trainer.data.run_contract import read_run
 
 SCHEMA = "edgeinspect-bench/1"
 REPEATS = 50    # timed calls per variant, after
@@ -70,20 +70,15 @@ def accuracy_block(y, types, scores, threshold, *, n_boot=N_BOOT, seed=0, ref_pr
 
 
 def type_accuracy(types, caught, pred_types) -> dict:
-    """Defect-type accuracy on the caught defects (a type is shown only there), overall and per true
-    type: {"type_accuracy", "type_accuracy_n", "type_accuracy_per_type": {type: {"n", "accuracy"}}},
-    or {} when no defect was caught. The one computation for every model with a type head (the
-    classifier's, an anomaly model's)."""
-    idx = [i for i, t in enumerate(types) if t != GOOD and caught[i]]
-    if not idx:
+    """Defect-type accuracy on the caught defects (``trainer.metrics.type_accuracy_on_caught``, the one
+    computation for train, bench and the realdata benchmark) under bench's keys: {"type_accuracy",
+    "type_accuracy_n", "type_accuracy_per_type": {type: {"n", "accuracy"}}}, or {} when none was caught."""
+    from trainer.metrics import type_accuracy_on_caught
+
+    rep = type_accuracy_on_caught(list(types), list(pred_types), list(caught))
+    if not rep["n"]:
         return {}
-    right = {i: pred_types[i] == types[i] for i in idx}
-    per = {}
-    for t in sorted({types[i] for i in idx}):
-        hits = [right[i] for i in idx if types[i] == t]
-        per[t] = {"n": len(hits), "accuracy": float(np.mean(hits))}
-    return {"type_accuracy": float(np.mean(list(right.values()))), "type_accuracy_n": len(idx),
-            "type_accuracy_per_type": per}
+    return {"type_accuracy": rep["accuracy"], "type_accuracy_n": rep["n"], "type_accuracy_per_type": rep["per_type"]}
 
 
 def _export_note(run_dir, variant):

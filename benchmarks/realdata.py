@@ -1,15 +1,23 @@
 """Real photographs, through the CLI exactly as a user would: split -> train -> export int8 -> predict.
 
     python benchmarks/realdata.py [--data ../shared/realdata] [--sets casting,screw] [--ablation]
+    python benchmarks/realdata.py --protocol supervised --defects-total 10 --modes classifier,anomaly,combined --sets casting
+    python benchmarks/realdata.py --protocol supervised --defects-per-type 3 --seeds 0,1,2 --modes anomaly,combined,auto
+    python benchmarks/realdata.py --protocol kfold --k 5 --modes anomaly,combined,classifier --sets casting
 
-For every set in DATA (MVTec layout) in good-only anomaly mode: ``edgeinspect data split --protocol
-good-only``, ``edgeinspect train --mode anomaly``, ``edgeinspect export --int8`` and ``edgeinspect
-predict`` of the int8 file (the edge runtime, no TensorFlow) on the test split. Prints a table (AUROC
-float/int8, balanced accuracy beside the majority baseline, recall, specificity, the realised
-false-reject rate against the target, parity, times) and writes
-benchmarks/results/realdata_anomaly.json. ``--ablation`` repeats each set with the patch evidence
-only and the global evidence only. The images are read at run time and never copied (their
-licences allow evaluation only); the JSON holds numbers only.
+For every set in DATA (MVTec layout) and every split of it (``--protocol good-only`` / ``supervised``:
+one per ``--seeds`` seed; ``kfold``: each of the ``--k`` folds of each seed's fold assignment),
+``edgeinspect data split`` once, then for every ``--modes`` mode on that same split ``edgeinspect train
+--mode M``, ``edgeinspect export --int8`` and ``edgeinspect predict`` of the int8 file (the edge runtime,
+no TensorFlow) on the test split. ``combined`` and ``auto`` are passed to ``train`` as they are (auto's choice is read back from
+run.json). Prints one line per (set, mode, evidence) with mean ± sd over the splits (AUROC float/int8,
+balanced accuracy beside the majority baseline, recall, specificity, the realised false-reject rate
+against the target, type accuracy on caught defects, parity, times), a per-type type-accuracy table
+and, for sets with masks, pixel metrics; writes benchmarks/results/realdata_<protocol>.json (good-only:
+realdata_anomaly.json; with ``--ablation`` a ``_ablation`` suffix) holding every split's row and the
+aggregates. ``--ablation`` repeats the modes with good-only evidence with the patch evidence only and
+the global evidence only. The images are read at run time and never copied (their licences allow
+evaluation only); the JSON holds numbers only.
 """
 from __future__ import annotations
 
@@ -27,8 +35,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
-OUT = ROOT / "benchmarks" / "results" / "realdata_anomaly.json"
-EVIDENCE = ("patch+global", "patch", "global")
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _cli():
@@ -41,47 +48,68 @@ def _run(args, log, ok=(0,)):
     with open(log, "a") as fh:
         fh.write(f"\n$ edgeinspect {' '.join(map(str, args))}\n")
         fh.flush()
+        start = fh.tell()
         code = subprocess.run(_cli() + [str(a) for a in args], stdout=fh, stderr=subprocess.STDOUT,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}).returncode
     if code not in ok:
-        raise click.ClickException(f"edgeinspect {args[0]} exited {code}; see {log}")
+        raise click.ClickException(f"edgeinspect {' '.join(map(str, args[:2]))} exited {code}: "
+                                   f"{_last_error(log, start)} (full output in {log})")
     return code, time.time() - t0
 
 
-def one_set(data, name, work, evidence, log):
-    from trainer.data.run_contract import load_manifest
+def _last_error(log, start):
+    """The command's own one-line error (its last ``Error:`` line, else its last line), to repeat on screen."""
+    with open(log, errors="replace") as fh:
+        fh.seek(start)
+        lines = [ln.strip() for ln in fh.read().splitlines() if ln.strip()]
+    errors = [ln.removeprefix("Error:").strip() for ln in lines if ln.startswith("Error:")]
+    return (errors or lines or ["no output"])[-1]
 
-    root = data / name
-    manifest = work / f"{name}_good_only.json"
-    if not manifest.exists():
-        _run(["data", "split", root, "--protocol", "good-only", "--out", manifest], log)
-    cfg = work / f"{name}_{evidence}.config.json"
-    cfg.write_text(json.dumps({"anomaly": {"evidence": evidence}}))
-    run = work / "runs" / f"{name}_{evidence.replace('+', '_')}"
+
+def default_out(protocol, ablation):
+    """good-only keeps the name it has always had: the README and earlier notes quote it."""
+    stem = "anomaly" if protocol == "good-only" else protocol
+    return RESULTS / f"realdata_{stem}{'_ablation' if ablation else ''}.json"
+
+
+def one_run(data, split, step, protocol, log):
+    """Train one ``plan`` step on its ``split``'s manifest, export it int8 and predict the test split: one row."""
+    from benchmarks.realdata_plan import export_args, predict_args
+    from benchmarks.realdata_table import from_report, summary, type_accuracy
+    from trainer.data.run_contract import GOOD, load_manifest
+
+    name, repeat, manifest = split["set"], split["repeat"], split["manifest"]
+    root, run, mode, evidence = data / name, step["run"], step["mode"], step["evidence"]
     if run.exists():
         shutil.rmtree(run)
-    _, train_s = _run(["train", "--config", cfg, "--data", root, "--manifest", manifest, "--mode", "anomaly",
-                       "--weights", WEIGHTS, "--project", run.parent, "--name", run.name], log)
-    code, export_s = _run(["export", run, "--int8", "--no-fail"], log, ok=(0, 2))
-    report = json.loads((run / "export" / "export_report.json").read_text())
-    int8 = report["variants"]["int8"]
+    _, train_s = _run(step["train"], log)
+    code, export_s = _run(export_args(run), log, ok=(0, 2))
+    int8 = json.loads((run / "export" / "export_report.json").read_text())["variants"]["int8"]
     m = load_manifest(manifest)
     test = [f for f in m["files"] if f["split"] == "test"]
-    pred_json = work / f"{name}_{evidence}_predict.json"
-    _run(["predict", run / "export" / int8["file"], *[root / f["path"] for f in test], "--json", pred_json], log,
-         ok=(0, 1))
-    by_path = {Path(r["path"]).resolve(): r for r in json.loads(pred_json.read_text())["results"]}
+    pred_json = run / "predict_int8.json"
+    _run(predict_args(run / "export" / int8["file"], [root / f["path"] for f in test], pred_json), log, ok=(0, 1))
+    pred = json.loads(pred_json.read_text())
+    by_path = {Path(r["path"]).resolve(): r for r in pred["results"]}
+    records = [by_path[(root / f["path"]).resolve()] for f in test]
     y = [int(f["label"]) for f in test]
-    s8 = [float(by_path[(root / f["path"]).resolve()]["score"]) for f in test]
+    thr8 = float(pred["model"].get("threshold", 0.5))
     metrics = json.loads((run / "metrics.json").read_text())
-    cal = metrics["calibration"]
+    run_info = json.loads((run / "run.json").read_text())
+    cal = metrics.get("calibration") or {}  # the good-only false-reject target (anomaly evidence only)
+    typed, why = type_accuracy(test, records, n_types=len([c for c in m["classes"] if c != GOOD]))
     pixel = _pixel(run / "export" / int8["file"], test, root, metrics.get("pixel_test"))
-    thr8 = float(json.loads(pred_json.read_text())["model"].get("threshold", 0.5))
-    return {"set": name, "evidence": evidence, "n_test": len(y), "n_defective": sum(y),
-            "float": _summary(y, metrics["test_scores"], 0.5), "int8": _summary(y, s8, thr8),
-            "int8_threshold": thr8, "target_false_reject": cal["max_false_reject"],
-            "expected_false_reject": cal["expected_false_reject"],
-            "expected_false_reject_ci95": cal["expected_false_reject_ci95"],
+    return {"set": name, "mode": mode, "evidence": evidence, "protocol": protocol, "seed": repeat.seed,
+            "fold": repeat.fold, "mode_choice": run_info.get("mode_choice"), "task": run_info.get("task"),
+            "labels": run_info.get("labels"), "split_params": m["params"],
+            "n_train_defective": sum(1 for f in m["files"] if f["split"] != "test" and f["label"] == 1),
+            "n_test": len(y), "n_defective": sum(y),
+            "float": from_report(metrics["test"]) if metrics.get("test") else None,
+            "int8": summary(y, [float(r["score"]) for r in records], thr8), "int8_threshold": thr8,
+            "type_accuracy": typed, "type_accuracy_note": why,
+            "target_false_reject": cal.get("max_false_reject"),
+            "expected_false_reject": cal.get("expected_false_reject"),
+            "expected_false_reject_ci95": cal.get("expected_false_reject_ci95"),
             "parity": int8["status"], "agreement": int8["parity"]["agreement"], "export_exit": code,
             "edgetpu_preflight": (int8.get("edgetpu_preflight") or {}).get("summary"),
             "train_s": round(train_s, 1), "export_s": round(export_s, 1), "int8_mb": round(int8["size_mb"], 2),
@@ -103,69 +131,68 @@ def _pixel(model_path, test, root, float_rep):
     return {"float": float_rep, "int8": pixel_report(maps, test, root, tuple(float_rep["resolution"]))}
 
 
-def _summary(y, scores, threshold):
-    import numpy as np
-
-    from trainer.metrics import binary_report
-
-    rep = binary_report(y, scores, threshold)
-    y, pred = np.asarray(y), np.asarray(scores) >= threshold
-    return {"auroc": rep["auroc"], "balanced_accuracy": rep["balanced_accuracy"], "accuracy": rep["accuracy"],
-            "majority_baseline": rep["majority_baseline"], "recall": float(pred[y == 1].mean()),
-            "specificity": float(1 - pred[y == 0].mean()), "false_reject": float(pred[y == 0].mean())}
-
-
-def format_table(rows):
-    head = ("set", "evidence", "AUROC fp32", "AUROC int8", "bal.acc fp32", "bal.acc int8 (baseline)", "recall",
-            "specificity", "false-reject (target)", "parity (agree)", "train s", "export s")
-    out = [head]
-    for r in rows:
-        f, q = r["float"], r["int8"]
-        out.append((r["set"], r["evidence"], f"{f['auroc']:.3f}", f"{q['auroc']:.3f}", f"{f['balanced_accuracy']:.3f}",
-                    f"{q['balanced_accuracy']:.3f} ({q['majority_baseline']:.3f})", f"{q['recall']:.3f}",
-                    f"{q['specificity']:.3f}", f"{q['false_reject']:.3f} ({r['target_false_reject']:.3f})",
-                    f"{r['parity']} ({r['agreement']:.3f})", f"{r['train_s']:.0f}", f"{r['export_s']:.0f}"))
-    pix = [r for r in rows if r.get("pixel")]
-    if pix:  # only sets with ground_truth masks have them: a second, short table
-        out.append(("",) * len(head))
-        out.append(("set", "evidence", "pixel AUROC fp32", "pixel AUROC int8", "AUPRO fp32", "AUPRO int8",
-                    "masked", "", "", "", "", ""))
-        for r in pix:
-            f, q = r["pixel"]["float"], r["pixel"]["int8"]
-            out.append((r["set"], r["evidence"], f"{f['pixel_auroc']:.3f}", f"{q['pixel_auroc']:.3f}",
-                        f"{f['aupro']:.3f}", f"{q['aupro']:.3f}", str(f["masked"]), "", "", "", "", ""))
-    widths = [max(len(str(row[i])) for row in out) for i in range(len(head))]
-    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in out]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 @click.command()
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=SHARED / "realdata",
               show_default=True, help="Folder of MVTec-layout sets.")
 @click.option("--sets", default=None, help="Comma-separated set names (default: every set in DATA).")
+@click.option("--modes", default="anomaly", show_default=True,
+              help="Comma-separated train modes, each run on the same split: anomaly, combined, classifier, auto.")
+@click.option("--protocol", type=click.Choice(["good-only", "supervised", "kfold"]), default="good-only",
+              show_default=True, help="Split protocol (edgeinspect data split --protocol).")
+@click.option("--defects-total", type=click.IntRange(1), default=None,
+              help="supervised: defective images moved into train in all (data split --defects-total).")
+@click.option("--defects-per-type", type=click.IntRange(1), default=None,
+              help="supervised: defective images of each type moved into train (default: data split's).")
+@click.option("--k", "k", type=click.IntRange(2), default=None, help="kfold: number of folds (default: data split's).")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated split seeds, one repeat each.")
 @click.option("--ablation", is_flag=True, help="Also run the patch-only and global-only evidence.")
+@click.option("--weights", default=str(WEIGHTS), show_default=True, help="train --weights (imagenet | none | PATH).")
+@click.option("--input-size", type=click.IntRange(32), default=None, help="train --input-size (default: train's).")
+@click.option("--epochs", type=click.IntRange(0), default=None, help="train --epochs (default: train's).")
+@click.option("--fine-tune-epochs", type=click.IntRange(0), default=None,
+              help="train --fine-tune-epochs (default: train's).")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where runs and logs go (default: a temporary folder).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=OUT, show_default=True)
-def main(data, sets, ablation, work, out):
-    from edge.atomic import atomic_write_json
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Result JSON [default: benchmarks/results/realdata_<protocol>.json; good-only: "
+                   "realdata_anomaly.json].")
+def main(data, sets, modes, protocol, defects_total, defects_per_type, k, seeds, ablation, weights, input_size,
+         epochs, fine_tune_epochs, work, out):
+    from benchmarks.realdata_plan import K_FOLDS, MODES, check_args, parse_list, plan
+    from benchmarks.realdata_table import aggregate, format_table
+    from edge.atomic import atomic_write_json, utc_stamp
 
+    modes = parse_list(modes, "--modes", MODES)
+    seeds = parse_list(seeds, "--seeds", cast=int)
+    check_args(protocol, modes, defects_total=defects_total, defects_per_type=defects_per_type, k=k,
+               ablation=ablation)
     if not data.is_dir():
         raise click.ClickException(f"{data}: no such folder; pass --data with MVTec-layout sets")
     names = sets.split(",") if sets else sorted(p.name for p in data.iterdir() if (p / "train" / "good").is_dir())
+    missing = [n for n in names if not (data / n / "train" / "good").is_dir()]
+    if missing:
+        raise click.ClickException(f"{data / missing[0]}: no train/good folder; pass --sets with set names in {data}")
+    train_options = [(flag, v) for flag, v in (("--input-size", input_size), ("--epochs", epochs),
+                                               ("--fine-tune-epochs", fine_tune_epochs)) if v is not None]
+    out = out or default_out(protocol, ablation)
     work = work or Path(tempfile.mkdtemp(prefix="edgeinspect-realdata-"))
     work.mkdir(parents=True, exist_ok=True)
     log = work / "realdata.log"
     rows = []
-    for name in names:
-        for evidence in (EVIDENCE if ablation else EVIDENCE[:1]):
-            click.echo(f"[{name}] {evidence}: split -> train -> export --int8 -> predict (log: {log})", err=True)
-            rows.append(one_set(data, name, work, evidence, log))
-            click.echo(format_table(rows[-1:]).splitlines()[-1], err=True)
+    for split in plan(data, names, protocol, modes, seeds, work, weights=weights, k=k, defects_total=defects_total,
+                      defects_per_type=defects_per_type, ablation=ablation, train_options=train_options):
+        _run(split["split"], log)
+        for step in split["runs"]:
+            click.echo(f"[{split['set']} {split['repeat'].tag}] {step['mode']} {step['evidence']}: train -> "
+                       f"export --int8 -> predict (log: {log})", err=True)
+            rows.append(one_run(data, split, step, protocol, log))
+            click.echo(format_table(rows[-1:]).splitlines()[2], err=True)
     click.echo(format_table(rows))
-    atomic_write_json(out, {"mode": "anomaly (good images only)", "weights": WEIGHTS.name, "rows": rows,
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    atomic_write_json(out, {"protocol": protocol, "modes": modes, "seeds": seeds,
+                            "k": (k or K_FOLDS) if protocol == "kfold" else None,
+                            "defects_total": defects_total, "defects_per_type": defects_per_type,
+                            "weights": Path(weights).name, "train_options": dict(train_options),
+                            "rows": rows, "aggregates": aggregate(rows), "created": utc_stamp()})
     click.echo(f"wrote {out}")
 
 

@@ -50,7 +50,8 @@ def half_manifest(manifest_path, out_path, link_dir):
 
 def int8_test(run, root, test, work, log, tag):
     """Float and int8 summaries of a run on the test split (int8 through ``edgeinspect predict``)."""
-    from benchmarks.realdata import _run, _summary
+    from benchmarks.realdata import _run
+    from benchmarks.realdata_table import summary
 
     report = json.loads((run / "export" / "export_report.json").read_text())
     int8 = report["variants"]["int8"]
@@ -62,8 +63,8 @@ def int8_test(run, root, test, work, log, tag):
     y = [int(f["label"]) for f in test]
     s8 = [float(by_path[(root / f["path"]).resolve()]["score"]) for f in test]
     metrics = json.loads((run / "metrics.json").read_text())
-    return {"float": _summary(y, metrics["test_scores"], 0.5),
-            "int8": _summary(y, s8, float(pred["model"].get("threshold", 0.5))),
+    return {"float": summary(y, metrics["test_scores"], 0.5),
+            "int8": summary(y, s8, float(pred["model"].get("threshold", 0.5))),
             "parity": int8["status"], "agreement": int8["parity"]["agreement"]}
 
 

@@ -50,6 +50,18 @@ def test_accuracy_block_matches_sklearn_and_has_ci():
     assert rep["agreement"] == pytest.approx(np.mean((S >= 0.6) == (S >= 0.5)))
 
 
+def test_bench_type_accuracy_counts_caught_defects_per_type():
+    # caught at 0.5: crack idx 6, 7, 12; hole idx 8, 10 (9 missed); good idx 3 and 5 are false alarms
+    # named: crack idx 6 right, 7 wrong (hole), 12 right; hole idx 8 right, 10 wrong (crack); the miss at 9 and
+    # the false alarms do not count
+    pred_types = ["good"] * 3 + ["crack", "good", "hole", "crack", "hole", "hole", "hole", "crack", "good", "crack",
+                                 "good"]
+    rep = accuracy_block(Y, TYPES, S, 0.5, n_boot=50, pred_types=pred_types)
+    assert rep["type_accuracy_n"] == 5 and rep["type_accuracy"] == pytest.approx(3 / 5)
+    assert rep["type_accuracy_per_type"] == {"crack": {"accuracy": pytest.approx(2 / 3), "n": 3},
+                                             "hole": {"accuracy": 0.5, "n": 2}}
+
+
 def test_per_type_recall_counts_each_type():
     pt = per_type_recall(TYPES, S, 0.5)
     assert pt["crack"] == {"n": 3, "recall": 1.0}
