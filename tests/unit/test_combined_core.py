@@ -102,3 +102,31 @@ def test_auto_mode_follows_the_labelled_defects(n_def, mode):
              "val": [{"label": 0, "type": "good"}] * 5}
     got, why = choose_mode(files)
     assert got == mode and f"{n_def} defective" in why.replace("no defective", "0 defective")
+
+
+def test_painted_defects_change_a_region_not_the_whole_part():
+    from trainer.defect_paint import KINDS, paint, paint_many
+
+    rng = np.random.default_rng(6)
+    img = np.full((64, 64, 3), 128, np.uint8)
+    donor = (np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, -1)  # a checkerboard
+    for kind in KINDS:
+        out = paint(img, donor, np.random.default_rng(7), kind)
+        changed = np.abs(out.astype(int) - img).max(-1) > 10
+        assert out.dtype == np.uint8 and out.shape == img.shape
+        assert 0.002 < changed.mean() < 0.5, kind      # a defect: some pixels, never the whole image
+    a, b = paint_many(np.stack([img, donor]), 3, seed=1), paint_many(np.stack([img, donor]), 3, seed=1)
+    assert a.shape == (3, 64, 64, 3) and np.array_equal(a, b)  # seeded: a re-run paints the same defects
+    with pytest.raises(ValueError, match="unknown defect kind"):
+        paint(img, donor, rng, "stain")
+
+
+def test_extra_rows_train_every_fold_but_are_never_scored():
+    rng = np.random.default_rng(8)
+    x = np.r_[rng.normal(0, 1, (40, 5)), rng.normal(0, 1, (4, 5)) + [1.5, 0, 0, 0, 0]]
+    y = np.r_[np.zeros(40, int), np.ones(4, int)]
+    extra = (rng.normal(0, 1, (30, 5)) + [0, 3.0, 0, 0, 0], np.ones(30, int))   # synthetic: another direction
+    oof, (w, _) = cross_val_logits(x, y, 1.0)
+    oof_x, (wx, _) = cross_val_logits(x, y, 1.0, extra=extra)
+    assert len(oof_x) == len(y)
+    assert wx[1] > w[1] + 0.3            # the painted rows pulled the probe towards their direction

@@ -45,7 +45,7 @@ def normalised(raw, block):
     return (np.asarray(raw, np.float64) - block["median"]) / block["spread"]
 
 
-def fit_combined_params(fg, fd, probe_g, probe_d, types, settings, seed, echo):
+def fit_combined_params(fg, fd, probe_g, probe_d, types, settings, seed, echo, probe_painted=None):
     """Everything ``combined_model.build_combined`` bakes in, from features of good (``fg``) and defective
     (``fd``) images ([patch, global stats]) and their pooled probe activations.
 
@@ -63,7 +63,7 @@ def fit_combined_params(fg, fd, probe_g, probe_d, types, settings, seed, echo):
     raw_dp, raw_dg = head_scores(fd, bank, gauss)
     ev_good = np.c_[normalised(oof_p, cal["patch"]), normalised(oof_g, cal["global"])]
     ev_def = np.c_[normalised(raw_dp, cal["patch"]), normalised(raw_dg, cal["global"])]
-    stack, oof, y = fit_stack(ev_good, ev_def, probe_g, probe_d, seed=seed)
+    stack, oof, y = fit_stack(ev_good, ev_def, probe_g, probe_d, seed=seed, probe_painted=probe_painted)
     thr, thr_info = choose_threshold(oof, y, settings["max_false_reject"])
     med_good = float(np.median(oof[y == 0]))
     gain = DECISION_GAIN / max(thr - med_good, 0.1)
@@ -112,7 +112,9 @@ def train_combined(cfg, echo=None, mode_choice=None):
     fg = features_of(extractor, good, size, settings["batch_size"], echo, "good")
     fd = features_of(extractor, bad, size, settings["batch_size"], echo, "defective")
     probe_g, probe_d = fg.pop(), fd.pop()
-    fitted = fit_combined_params(fg, fd, probe_g, probe_d, [f["type"] for f in bad], settings, cfg.seed, echo)
+    painted = _painted_probe(extractor, good, size, settings, cfg.seed, echo)
+    fitted = fit_combined_params(fg, fd, probe_g, probe_d, [f["type"] for f in bad], settings, cfg.seed, echo,
+                                 probe_painted=painted)
     params, cal, thr_info, stack, oof, y, coreset_s, types_info = fitted
     bank = params["bank"]
     model = build_combined(extractor, params)
@@ -151,6 +153,24 @@ def train_combined(cfg, echo=None, mode_choice=None):
     atomic_write_json(run_dir / "calibration.json", cal)
     echo(f"run folder: {run_dir}")
     return run_dir
+
+
+def _painted_probe(extractor, good, size, settings, seed, echo):
+    """Probe activations of ``anomaly.paint_defects`` synthetic defects painted on good images, or None.
+
+    Off by default: on ../shared/realdata they made the probe worse (README, "A handful of defects").
+    """
+    n = settings["paint_defects"]
+    if not n:
+        return None
+    from trainer.anomaly.model import extract_features
+    from trainer.data.dataset import load_batch
+    from trainer.defect_paint import paint_many
+
+    donors = load_batch([f["abspath"] for f in good[:64]], size)
+    x = paint_many(donors, n, seed=seed)
+    echo(f"painted defects: {n} synthetic defects on {len(donors)} good images (probe training only)")
+    return extract_features(extractor, x, settings["batch_size"])[-1]
 
 
 def _fit_types(fd, probe_d, types, bank, unit, probe, params, echo):

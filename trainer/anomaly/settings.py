@@ -12,6 +12,8 @@ Keys (all optional)::
                  (Mahalanobis) evidence; "" turns it off (patch evidence only)
     probe_tap    "block_13_expand_relu"  combined mode only: layer whose pooled mean feeds the supervised
                  probe that learns from the few labelled defects (trainer/anomaly/stack.py)
+    paint_defects 0     combined mode only: synthetic defects painted on good images (trainer/defect_paint.py)
+                        added to the probe's training rows; 0 = off (it measured worse on real parts)
     global_moments 1    pooled moments of global_tap: 1 = per-channel mean, 2 = + mean of squares (int8
                         squares of small activations round to 0: castings' int8 evidence error doubled)
     evidence     "patch+global"  what decides the image: "patch+global" (the stronger of the two),
@@ -39,6 +41,7 @@ DEFAULTS = {
     "proj_dim": 128,
     "global_tap": "block_6_expand_relu",
     "probe_tap": "block_13_expand_relu",
+    "paint_defects": 0,
     "global_moments": 1,
     "evidence": "patch+global",
     "max_false_reject": 0.01,
@@ -77,7 +80,7 @@ def anomaly_settings(raw) -> dict:
     if "global" in s["evidence"] and not s["global_tap"]:
         bad("evidence", "needs anomaly.global_tap (a MobileNetV2 layer) for the global evidence")
     for key, lo in (("pool", 1), ("bank_size", 1), ("proj_dim", 0), ("batch_size", 1), ("max_maps", 0),
-                    ("folds", 2), ("global_moments", 1)):
+                    ("folds", 2), ("global_moments", 1), ("paint_defects", 0)):
         try:
             s[key] = int(s[key])
         except (TypeError, ValueError):

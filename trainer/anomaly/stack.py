@@ -43,16 +43,20 @@ def _logistic(x, y, c):
     return LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x, y)
 
 
-def cross_val_logits(x, y, c, k=FOLDS, seed=0):
-    """(out-of-fold logits (N,), (w (D,), b) fitted on all): stratified k-fold, k <= the rarer class."""
+def cross_val_logits(x, y, c, k=FOLDS, seed=0, extra=None):
+    """(out-of-fold logits (N,), (w (D,), b) fitted on all): stratified k-fold, k <= the rarer class.
+
+    ``extra``: (x, y) rows that join every fold's training set but are never scored (painted defects).
+    """
     x, y = np.asarray(x, np.float64), np.asarray(y, int)
+    ex, ey = (np.zeros((0, x.shape[1])), np.zeros(0, int)) if extra is None else extra
     k = int(max(2, min(k, np.bincount(y).min())))
     folds = _folds(y, k, seed)
     oof = np.zeros(len(y))
     for f in range(k):
-        m = _logistic(x[folds != f], y[folds != f], c)
+        m = _logistic(np.r_[x[folds != f], ex], np.r_[y[folds != f], ey], c)
         oof[folds == f] = m.decision_function(x[folds == f])
-    m = _logistic(x, y, c)
+    m = _logistic(np.r_[x, ex], np.r_[y, ey], c)
     return oof, (m.coef_[0].astype(np.float64), float(m.intercept_[0]))
 
 
@@ -70,17 +74,22 @@ def standardiser(probe_good):
     return mu, sd
 
 
-def fit_stack(ev_good, ev_def, probe_good, probe_def, seed=0):
+def fit_stack(ev_good, ev_def, probe_good, probe_def, seed=0, probe_painted=None):
     """Probe + stack from out-of-sample evidences. Returns (params, oof scores (N_good + N_def,), y).
 
     ``ev_*``: (N, 2) normalised [patch, global] evidence (``calibrate.normaliser`` units; good images
     out-of-fold); ``probe_*``: (N, C) pooled probe activations. ``params`` holds what the graph bakes in:
     ``probe`` (mu, sd, w, b) and ``stack`` (w (3,), b) on [patch, global, probe logit].
+    ``probe_painted``: probe activations of synthetic defects (``trainer.defect_paint``), extra training
+    rows for the probe only: never scored, so no threshold or recall figure rests on them.
     """
     mu, sd = standardiser(probe_good)
     y = np.r_[np.zeros(len(probe_good), int), np.ones(len(probe_def), int)]
     z = (np.r_[np.asarray(probe_good, np.float64), np.asarray(probe_def, np.float64)] - mu) / sd
-    probe_oof, (pw, pb) = cross_val_logits(z, y, PROBE_C, seed=seed)
+    extra = None
+    if probe_painted is not None and len(probe_painted):
+        extra = ((np.asarray(probe_painted, np.float64) - mu) / sd, np.ones(len(probe_painted), int))
+    probe_oof, (pw, pb) = cross_val_logits(z, y, PROBE_C, seed=seed, extra=extra)
     ev = np.r_[np.asarray(ev_good, np.float64), np.asarray(ev_def, np.float64)]
     # The stack learns on the probe's *out-of-fold* logits: in-sample ones would make it trust the probe
     # as if it never erred.
