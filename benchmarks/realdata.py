@@ -97,6 +97,7 @@ def one_run(data, split, step, protocol, log):
     metrics = json.loads((run / "metrics.json").read_text())
     run_info = json.loads((run / "run.json").read_text())
     cal = metrics.get("calibration") or {}  # the good-only false-reject target (anomaly evidence only)
+    chosen = metrics.get("combined") or cal  # combined mode: the cross-validated threshold's own record
     typed, why = type_accuracy(test, records, n_types=len([c for c in m["classes"] if c != GOOD]))
     pixel = _pixel(run / "export" / int8["file"], test, root, metrics.get("pixel_test"))
     return {"set": name, "mode": mode, "evidence": evidence, "protocol": protocol, "seed": repeat.seed,
@@ -108,8 +109,9 @@ def one_run(data, split, step, protocol, log):
             "int8": summary(y, [float(r["score"]) for r in records], thr8), "int8_threshold": thr8,
             "type_accuracy": typed, "type_accuracy_note": why,
             "target_false_reject": cal.get("max_false_reject"),
-            "expected_false_reject": cal.get("expected_false_reject"),
-            "expected_false_reject_ci95": cal.get("expected_false_reject_ci95"),
+            "expected_false_reject": chosen.get("expected_false_reject"),
+            "expected_false_reject_ci95": chosen.get("expected_false_reject_ci95"),
+            "expected_recall": chosen.get("expected_recall"), "expected_recall_ci95": chosen.get("expected_recall_ci95"),
             "parity": int8["status"], "agreement": int8["parity"]["agreement"], "export_exit": code,
             "edgetpu_preflight": (int8.get("edgetpu_preflight") or {}).get("summary"),
             "train_s": round(train_s, 1), "export_s": round(export_s, 1), "int8_mb": round(int8["size_mb"], 2),

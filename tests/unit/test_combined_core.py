@@ -130,3 +130,14 @@ def test_extra_rows_train_every_fold_but_are_never_scored():
     oof_x, (wx, _) = cross_val_logits(x, y, 1.0, extra=extra)
     assert len(oof_x) == len(y)
     assert wx[1] > w[1] + 0.3            # the painted rows pulled the probe towards their direction
+
+
+def test_stack_weights_never_go_negative():
+    rng = np.random.default_rng(9)
+    # the defects at hand happen to sit LOW on the first evidence: an unconstrained fit would learn -w
+    x = np.r_[rng.normal(0, 1, (100, 3)), rng.normal(0, 1, (10, 3)) + [-1.0, 2.0, 2.0]]
+    y = np.r_[np.zeros(100, int), np.ones(10, int)]
+    _, (w_free, _) = cross_val_logits(x, y, 1.0)
+    oof, (w, b) = cross_val_logits(x, y, 1.0, non_negative=True)
+    assert w_free[0] < 0 and w[0] >= 0 and w[1] > 0.3 and w[2] > 0.3
+    assert auroc(y, oof) > 0.9

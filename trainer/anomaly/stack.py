@@ -37,13 +37,48 @@ def _folds(y, k, seed):
     return out
 
 
-def _logistic(x, y, c):
+class _NonNegative:
+    """Class-balanced L2 logistic regression with weights >= 0 (L-BFGS-B; the bias is free).
+
+    The stack's inputs are all "more means more defective". With ten defects an unconstrained fit
+    learnt a *negative* patch weight on castings (their ten defects happened to show globally), which
+    would score an unseen local defect as better than good; a bound costs nothing where the evidence
+    agrees and keeps every kind of evidence counting for the defect types nobody labelled.
+    """
+
+    def __init__(self, c):
+        self.c = c
+
+    def fit(self, x, y):
+        from scipy.optimize import minimize
+
+        n, d = x.shape
+        cw = np.where(y == 1, n / (2.0 * max(y.sum(), 1)), n / (2.0 * max((1 - y).sum(), 1)))
+
+        def loss(p):
+            z = x @ p[:d] + p[d]
+            l = np.logaddexp(0, -z) * y + np.logaddexp(0, z) * (1 - y)
+            g = cw * (1.0 / (1.0 + np.exp(-z)) - y)
+            return (cw * l).sum() + 0.5 / self.c * p[:d] @ p[:d], np.r_[x.T @ g + p[:d] / self.c, g.sum()]
+
+        res = minimize(loss, np.r_[np.full(d, 0.1), 0.0], jac=True, method="L-BFGS-B",
+                       bounds=[(0, None)] * d + [(None, None)])
+        self.coef_, self.intercept_ = res.x[None, :d], res.x[d:]
+        return self
+
+    def decision_function(self, x):
+        return x @ self.coef_[0] + self.intercept_[0]
+
+
+def _logistic(x, y, c, non_negative=False):
+    if non_negative:
+        return _NonNegative(c).fit(x, y)
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x, y)
 
 
-def cross_val_logits(x, y, c, k=FOLDS, seed=0, extra=None):
+def cross_val_logits(x, y, c, k=FOLDS, seed=0, extra=None, non_negative=False):
     """(out-of-fold logits (N,), (w (D,), b) fitted on all): stratified k-fold, k <= the rarer class.
 
     ``extra``: (x, y) rows that join every fold's training set but are never scored (painted defects).
@@ -54,9 +89,9 @@ def cross_val_logits(x, y, c, k=FOLDS, seed=0, extra=None):
     folds = _folds(y, k, seed)
     oof = np.zeros(len(y))
     for f in range(k):
-        m = _logistic(np.r_[x[folds != f], ex], np.r_[y[folds != f], ey], c)
+        m = _logistic(np.r_[x[folds != f], ex], np.r_[y[folds != f], ey], c, non_negative)
         oof[folds == f] = m.decision_function(x[folds == f])
-    m = _logistic(np.r_[x, ex], np.r_[y, ey], c)
+    m = _logistic(np.r_[x, ex], np.r_[y, ey], c, non_negative)
     return oof, (m.coef_[0].astype(np.float64), float(m.intercept_[0]))
 
 
@@ -94,7 +129,7 @@ def fit_stack(ev_good, ev_def, probe_good, probe_def, seed=0, probe_painted=None
     # The stack learns on the probe's *out-of-fold* logits: in-sample ones would make it trust the probe
     # as if it never erred.
     x = np.c_[ev, probe_oof]
-    oof, (sw, sb) = cross_val_logits(x, y, STACK_C, seed=seed + 1)
+    oof, (sw, sb) = cross_val_logits(x, y, STACK_C, seed=seed + 1, non_negative=True)
     return {"probe": {"mu": mu, "sd": sd, "w": pw, "b": pb}, "stack": {"w": sw, "b": sb}}, oof, y
 
 
