@@ -146,7 +146,8 @@ def choose_threshold(oof, y, target, floor_factor=3.0):
     """(threshold on the stack logit, info) from out-of-sample scores of good and defective images.
 
     Two candidates: the false-reject target's quantile of the good scores (what good-only mode does),
-    and the threshold of the best out-of-fold balanced accuracy (what the defects say). The lower of
+    and the threshold of the best out-of-fold balanced accuracy (what the defects say; their recall from a
+    normal fit of their out-of-fold scores once there are 3). The lower of
     the two is kept: a few defects scoring below the good tail show recall is being lost there. It may
     not go below the quantile of ``floor_factor`` x the target, so a handful of odd defects cannot make
     the line reject many good parts. The expected recall and false-reject rate come with exact
@@ -154,11 +155,22 @@ def choose_threshold(oof, y, target, floor_factor=3.0):
     """
     from trainer.anomaly.calibrate import clopper_pearson
 
+    from scipy.stats import norm
+
     oof, y = np.asarray(oof, np.float64), np.asarray(y, int)
     good, bad = oof[y == 0], oof[y == 1]
     t_target = float(np.quantile(good, 1.0 - target))
     cands = np.unique(np.r_[good, bad])
-    bal = np.array([((bad >= t).mean() + (good < t).mean()) / 2 for t in cands])
+    # Ten defects make an empirical recall curve a staircase: the best step sits just under the lowest
+    # defect seen, and the next unseen one falls below it. Their out-of-fold scores are summarised by a
+    # normal distribution instead (good scores stay empirical: there are hundreds).
+    if len(bad) >= 3:
+        mu, sd = float(bad.mean()), max(float(bad.std(ddof=1)), 1e-6)
+        cands = np.unique(np.r_[cands, np.linspace(min(good.min(), bad.min()), max(good.max(), bad.max()), 400)])
+        recall = norm.sf((cands - mu) / sd)
+    else:
+        recall = np.array([(bad >= t).mean() for t in cands])
+    bal = (recall + np.array([(good < t).mean() for t in cands])) / 2
     best = float(cands[int(np.argmax(bal))])
     floor = float(np.quantile(good, 1.0 - min(floor_factor * target, 0.5)))
     thr = max(min(t_target, best), floor)
