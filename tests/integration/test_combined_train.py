@@ -25,6 +25,8 @@ def test_auto_picks_combined_and_says_why(combined_run):
     assert info["mode"] == "combined" and info["task"] == "anomaly"
     assert info["mode_choice"]["mode"] == "combined" and "8 defective" in info["mode_choice"]["why"]
     assert info["labels"] == ["good", "crack", "cut", "hole", "print", "unknown"]
+    # config.json pins what auto chose: a re-run trains the same mode even if the rule changes
+    assert json.loads((combined_run / "config.json").read_text())["mode"] == "combined"
     metrics = json.loads((combined_run / "metrics.json").read_text())
     c = metrics["combined"]
     assert c["n_defective"] == 8 and c["n_good"] == 30

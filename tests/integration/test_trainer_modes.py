@@ -86,7 +86,7 @@ def test_config_json_reruns_the_same_training(tiny_manifest_supervised, tmp_path
     from edge.cli import main
 
     root, manifest = tiny_manifest_supervised
-    args = ["--data", str(root), "--manifest", str(manifest), "--alpha", "1.0", "--input-size", "96",
+    args = ["--data", str(root), "--manifest", str(manifest), "--mode", "classifier", "--alpha", "1.0", "--input-size", "96",
             "--weights", str(tiny_train_config(root, manifest, tmp_path).weights), "--epochs", "2",
             "--fine-tune-epochs", "1", "--aug-copies", "1", "--project", str(tmp_path / "runs"), "--name", "cfg"]
     r1 = CliRunner().invoke(main, ["train", *args])
