@@ -75,19 +75,24 @@ def features_of(extractor, files, size, batch_size, echo, name):
 
 
 def predict_files(model, files, size, batch_size=16):
-    """(scores (N,), maps (N, h, w)) from the Keras scorer, as deployed."""
+    """(scores (N,), maps (N, h, w), type indices (N,) or None) from the Keras scorer, as deployed; the
+    indices (argmax of the "type" output) only for a combined model with a type head."""
     from trainer.data.dataset import load_batch
 
-    scores, maps = [], []
+    typed = "type" in model.output
+    scores, maps, types = [], [], []
     for i in range(0, len(files), 64):
         x = load_batch([f["abspath"] for f in files[i:i + 64]], size)
         for j in range(0, len(x), batch_size):
             out = model(x[j:j + batch_size].astype(np.float32), training=False)
             scores.append(np.asarray(out["score"])[:, 0])
             maps.append(np.asarray(out["map"]))
+            if typed:
+                types.append(np.asarray(out["type"]).argmax(1))
     if not scores:
-        return np.zeros(0), np.zeros((0,) + tuple(model.output["map"].shape[1:]))
-    return np.concatenate(scores), np.concatenate(maps)
+        return (np.zeros(0), np.zeros((0,) + tuple(model.output["map"].shape[1:])),
+                np.zeros(0, int) if typed else None)
+    return np.concatenate(scores), np.concatenate(maps), (np.concatenate(types) if typed else None)
 
 
 def fit_bank(patch_features, settings, seed, echo=None):
@@ -243,7 +248,7 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc, root=N
         if not files[split]:
             out[split] = None
             continue
-        scores, maps = predict_files(model, files[split], size)
+        scores, maps, type_index = predict_files(model, files[split], size)
         y = np.array([f["label"] for f in files[split]], dtype=int)
         with warnings_module.catch_warnings():
             warnings_module.simplefilter("ignore", UserWarning)  # sklearn: single-label confusion matrix
@@ -252,6 +257,8 @@ def evaluate(model, files, size, cfg, cal, echo, choose_threshold, auroc, root=N
         out[f"{split}_scores"] = [float(v) for v in scores]
         out[f"{split}_labels"] = y.tolist()
         out[f"{split}_types"] = [f["type"] for f in files[split]]
+        if type_index is not None:
+            out[f"{split}_type_index"] = type_index.tolist()
         if split == "val" and (val_fitted or len(np.unique(y)) == 1):
             # A good-only val split was fitted on (the threshold comes from out-of-fold scores), so its
             # in-sample false-alarm rate is only a sanity check (the single-class warning binary_report

@@ -128,7 +128,7 @@ def train_combined(cfg, echo=None, mode_choice=None):
                    stack={"weights": [float(v) for v in stack["stack"]["w"]], "bias": float(stack["stack"]["b"]),
                           "out_of_fold_auroc": auroc(y, oof)})
     if types_info:
-        metrics["types"] = {**types_info, **_type_report(model, files["test"], size, params["types"]["labels"], echo)}
+        metrics["types"] = {**types_info, **_type_report(metrics, files["test"], params["types"]["labels"], echo)}
     from trainer.layers import save_model
 
     save_model(model, run_dir / "model.keras")
@@ -195,19 +195,15 @@ def _fit_types(fd, probe_d, types, bank, unit, probe, params, echo):
     return info
 
 
-def _type_report(model, test, size, labels, echo):
-    """Type accuracy on caught test defects (verdict defective), overall and per type."""
-    from trainer.data.dataset import load_batch
+def _type_report(metrics, test, labels, echo):
+    """Type accuracy on caught test defects (verdict defective), overall and per type, from the test
+    report's scores and type outputs (``fit.evaluate``)."""
     from trainer.metrics import type_accuracy_on_caught
 
     if not test:
         return {}
-    scores, preds = [], []
-    for i in range(0, len(test), 32):
-        out = model(load_batch([f["abspath"] for f in test[i:i + 32]], size).astype(np.float32), training=False)
-        scores += np.asarray(out["score"])[:, 0].tolist()
-        preds += [labels[j] for j in np.asarray(out["type"]).argmax(1)]
-    rep = type_accuracy_on_caught([f["type"] for f in test], preds, np.asarray(scores) >= 0.5)
+    preds = [labels[j] for j in metrics["test_type_index"]]
+    rep = type_accuracy_on_caught([f["type"] for f in test], preds, np.asarray(metrics["test_scores"]) >= 0.5)
     if rep["n"]:
         echo(f"  defect type on caught test defects: {rep['accuracy']:.3f} (n={rep['n']}, chance "
              f"{1 / max(len(labels) - 2, 1):.3f}); " + ", ".join(f"{t} {v['accuracy']:.2f} (n={v['n']})"
