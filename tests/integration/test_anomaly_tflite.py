@@ -57,10 +57,11 @@ def test_int8_keeps_ranking_and_detection(scorer_and_images):
     assert it.get_input_details()[0]["dtype"] == np.uint8
     ops = {d["op_name"] for d in it._get_ops_details()}
     # the bank is a 1x1 conv + channel min, the deep tap is up-sampled nearest + [1 2 1], the global
-    # evidence is pooled (MEAN) and whitened, the stronger evidence wins (MAXIMUM)
-    assert {"REDUCE_MIN", "LOGISTIC", "L2_NORMALIZATION", "CONV_2D", "RESIZE_NEAREST_NEIGHBOR", "MEAN",
+    # evidence is pooled (MEAN) and whitened, the stronger evidence wins (MAXIMUM); unit length is RSQRT,
+    # not the slow int8 L2_NORMALIZATION kernel
+    assert {"REDUCE_MIN", "LOGISTIC", "RSQRT", "CONV_2D", "RESIZE_NEAREST_NEIGHBOR", "MEAN",
             "MAXIMUM"} <= ops
-    assert not ops & {"FLEX", "CUSTOM", "DEQUANTIZE", "RESIZE_BILINEAR", "BATCH_MATMUL"}
+    assert not ops & {"FLEX", "CUSTOM", "DEQUANTIZE", "RESIZE_BILINEAR", "BATCH_MATMUL", "L2_NORMALIZATION"}
     from edge.edgetpu_preflight import preflight
 
     pre = preflight(int8)  # Coral's op table: the whole scorer is predicted to map

@@ -30,10 +30,12 @@ DEFAULT_TAPS = ("block_5_add", "block_12_add")  # strides 8 and 16: mid-level te
 ANCHOR = 4.0      # logit anchors: the score logit's int8 range is [-8, 8] (0.03 logit steps at the decision)
 MAP_ANCHOR = 8.0  # the map's logit range [-8, 8]: cells far from any good patch read ~1, not the good maximum
 Z_ANCHOR = 5.0    # whitened components keep [-10, 10] (good images sit within about +-5)
+L2_LOWERING = "rsqrt"  # layers.L2Normalize: int8 L2_NORMALIZATION is LiteRT's slowest op in the scorer
 
 
 def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
-                            tap_norm=True, global_tap=None, moments=1, roi=None, probe_tap=None):
+                            tap_norm=True, global_tap=None, moments=1, roi=None, probe_tap=None,
+                            l2_lowering=L2_LOWERING):
     """Raw pixels (None, H, W, 3) -> [unit patch features (None, h, w, D)] (+ the pooled mean (and, with
     ``moments=2``, mean of squares) (None, 1, 1, C) of ``global_tap`` when given) (+ the pooled mean of
     ``probe_tap``, last, for the combined mode's supervised probe, ``trainer.anomaly.stack``)."""
@@ -69,7 +71,7 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
         # Unit length per tap: each depth weighs the same whatever its activation range, and
         # every tap leaves int8 with the same fixed [-1, 1] scale, so the concat loses nothing.
         if tap_norm:
-            f = L.L2Normalize(name=f"unit_tap_{i}")(f)
+            f = L.L2Normalize(lowering=l2_lowering, name=f"unit_tap_{i}")(f)
         fh, fw = f.shape[1], f.shape[2]
         if (fh, fw) != (gh, gw):
             if gh % fh or gw % fw or gh // fh != gw // fw:
@@ -82,7 +84,7 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     x = keras.layers.Concatenate(axis=-1, name="taps")(grid) if len(grid) > 1 else grid[0]
     if pool and pool > 1:
         x = _local_sum(keras, x, pool, "local_pool")
-    x = L.L2Normalize(name="unit_features")(x)
+    x = L.L2Normalize(lowering=l2_lowering, name="unit_features")(x)
     outputs = [x]
     if g is not None:
         outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_mean")(g))
