@@ -38,10 +38,13 @@ def parse_models(items):
 
 def interleaved(models, rounds, warmup):
     """{name: [ms per invoke]}: each round times every model once, the order rotating per round."""
+    from edge.imageio import load_image
+
     names = list(models)
+    image = load_image(CAT)
     inputs = {}
     for n, m in models.items():
-        inputs[n] = m.prepare(m.pixels(m_image()))
+        inputs[n] = m.prepare(m.pixels(image))
         for _ in range(warmup):
             m.invoke_raw(inputs[n])
     ms = {n: [] for n in names}
@@ -54,12 +57,6 @@ def interleaved(models, rounds, warmup):
             m._it.invoke()
             ms[n].append((pc() - t) * 1e3)
     return ms
-
-
-def m_image():
-    from edge.imageio import load_image
-
-    return load_image(CAT)
 
 
 def main(argv=None):
