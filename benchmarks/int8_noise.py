@@ -38,19 +38,18 @@ def _images(root: Path, limit: int):
 
 def _run(data: bytes, images, shapes):
     """Dequantised outputs of a .tflite of the extractor, matched to the float outputs by width."""
-    from export.parity import open_interpreter
+    from edge.preprocess import quantize_pixels
+    from export.parity import _dequantize, open_interpreter
 
     it = open_interpreter(data, 2)
     it.allocate_tensors()
     inp, outs = it.get_input_details()[0], it.get_output_details()
     res = [[] for _ in outs]
     for img in images:
-        it.set_tensor(inp["index"], img[None].astype(inp["dtype"]))
+        it.set_tensor(inp["index"], quantize_pixels(img[None], inp["dtype"], inp["quantization"]))
         it.invoke()
         for j, o in enumerate(outs):
-            v = it.get_tensor(o["index"]).astype(np.float32)
-            s, z = o["quantization"]
-            res[j].append((v - z) * s if s else v)
+            res[j].append(_dequantize(it.get_tensor(o["index"]), o))
     res = [np.stack(r).reshape(len(images), -1) for r in res]
     return [next(r for r in res if r.shape[1] == int(np.prod(s))) for s in shapes]
 
@@ -75,7 +74,7 @@ def set_report(root: Path, limit: int, echo) -> dict:
     shapes = [tuple(o.shape[1:]) for o in ext.outputs]
     echo(f"  {root.name}: float features of {len(x_fit)} + {len(x_test)} images ({time.time() - t0:.0f}s); converting")
     int8, _ = convert_keras(named, "int8", x_fit)
-    dynamic = convert(keras.Model(inp, dict(zip(OUTPUTS, ext(inp)))), "dynamic")
+    dynamic = convert(named, "dynamic")
     out = {"set": root.name, "fit_images": len(x_fit), "test_images": int(len(y)), "test_defective": int(y.sum())}
     for variant, data in (("int8", int8), ("dynamic", dynamic)):
         q_fit, q_test = _run(data, x_fit, shapes), _run(data, x_test, shapes)

@@ -30,7 +30,7 @@ DEFAULT_TAPS = ("block_5_add", "block_12_add")  # strides 8 and 16: mid-level te
 ANCHOR = 4.0      # logit anchors: the score logit's int8 range is [-8, 8] (0.03 logit steps at the decision)
 MAP_ANCHOR = 8.0  # the map's logit range [-8, 8]: cells far from any good patch read ~1, not the good maximum
 Z_ANCHOR = 5.0    # whitened components keep [-10, 10] (good images sit within about +-5)
-L2_LOWERING = "rsqrt"  # layers.L2Normalize: int8 L2_NORMALIZATION is LiteRT's slowest op in the scorer
+L2_LOWERING = "rsqrt"  # layers.L2Normalize: LiteRT runs int8 L2_NORMALIZATION with a slow reference kernel
 
 
 def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
