@@ -6,6 +6,7 @@ are converted; corrupt, truncated, empty and non-image files raise
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
@@ -63,6 +64,31 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _draft(img: Image.Image, size):
+    """Ask a JPEG for the smallest DCT scale that still leaves >= 2x ``size``: the same rule for files,
+    video frames and training images, so what the line sees is what the model was taught on."""
+    if size is not None and img.format == "JPEG":
+        h, w = as_hw(size)
+        # DCT scaling to >= 2x target keeps quality and makes big JPEGs cheap.
+        img.draft("RGB", (2 * w, 2 * h))
+
+
+def decode_jpeg(data: bytes, size) -> np.ndarray:
+    """One encoded JPEG frame (an MJPG video packet) -> HxWx3 uint8 RGB at the DCT scale ``open_image``
+    uses for a JPEG file of that size; ``ValueError`` saying why when the bytes are not a JPEG."""
+    buf = bytes(data)
+    if len(buf) < 4 or bytes(buf[:2]) != b"\xff\xd8":
+        raise ValueError(f"not a JPEG frame ({len(buf)} bytes)")
+    try:
+        img = Image.open(io.BytesIO(buf))
+        _draft(img, size)
+        img.load()
+        return np.asarray(_to_rgb(img), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"corrupt JPEG frame ({reason})") from None
+
+
 def open_image(path, size=None) -> Image.Image:
     """Open ``path`` as an RGB PIL image; with ``size``, JPEG decode uses draft()."""
     path = os.fspath(path)
@@ -77,10 +103,7 @@ def open_image(path, size=None) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
-            if size is not None and img.format == "JPEG":
-                h, w = as_hw(size)
-                # DCT scaling to >= 2x target keeps quality and makes big JPEGs cheap.
-                img.draft("RGB", (2 * w, 2 * h))
+            _draft(img, size)
             img.load()
             img = ImageOps.exif_transpose(img) if "exif" in img.info else img
             return _to_rgb(img)

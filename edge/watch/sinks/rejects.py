@@ -56,9 +56,11 @@ class RejectStore(BaseSink):
     def handle(self, record, prediction, item):
         if prediction is not None and prediction.verdict == "defective":
             stem = self._stem(item)
-            out = self.folder / (stem + ((os.path.splitext(item.path)[1].lower() or ".png") if item.path else ".png"))
+            jpeg = getattr(item, "jpeg", None)  # an MJPG frame as the camera sent it (full size)
+            ext = (os.path.splitext(item.path)[1].lower() or ".png") if item.path else ".jpg" if jpeg else ".png"
+            out = self.folder / (stem + ext)
             # The camera's original bytes, read now: the source file may be moved once its line is logged.
-            data = Path(item.path).read_bytes() if item.path else None
+            data = Path(item.path).read_bytes() if item.path else jpeg
             amap = getattr(prediction, "anomaly_map", None)
             threshold = self.threshold() if callable(self.threshold) else self.threshold
             job = (out, data, None if data is not None else item.rgb, amap, threshold, stem)

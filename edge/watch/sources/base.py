@@ -25,6 +25,7 @@ class Item:
     path: str | None = None
     error: str | None = None
     version: tuple | None = None  # a file's (inode, size, mtime_ns): the same name may hold a new part later
+    jpeg: bytes | None = None  # an MJPG frame's bytes as the camera sent them (rgb is decoded at a DCT scale)
 
 
 def frame_to_rgb(frame, cv2=None):

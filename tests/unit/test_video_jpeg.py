@@ -1,0 +1,86 @@
+"""MJPG video is read as raw packets and decoded like a JPEG file of the model's size (issue 18: the
+reader thread's decode and the loop's resize were most of a 1080p frame's cost)."""
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge.imageio import decode_jpeg, load_image
+from edge.preprocess import to_model_input
+from edge.watch.sources import VideoSource
+
+
+def textured_video(path, n=4, size=(640, 480)):
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(0)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
+    for _ in range(n):
+        vw.write(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1))
+    vw.release()
+    return path
+
+
+def read_all(src):
+    stop, items = threading.Event(), []
+    while (item := src.read(stop)) is not None:
+        items.append(item)
+    src.close()
+    return items
+
+
+def test_mjpg_frames_decode_at_the_dct_scale_a_jpeg_file_of_the_same_bytes_gets(tmp_path):
+    clip = textured_video(tmp_path / "clip.avi")
+    items = read_all(VideoSource(clip, model_size=(48, 48)))
+    assert [i.source_id for i in items] == [f"video:{k}" for k in range(4)] and all(i.error is None for i in items)
+    for k, item in enumerate(items):
+        assert item.jpeg[:2] == b"\xff\xd8"
+        # 640x480 for a 48x48 model: DCT scale 1/4 (160x120 >= 2 x 48), not the full frame
+        assert item.rgb.shape == (120, 160, 3)
+        f = tmp_path / f"frame{k}.jpg"
+        f.write_bytes(item.jpeg)
+        # one source of truth: a frame and the same bytes saved as a file reach the model identically
+        assert np.array_equal(to_model_input(item.rgb, (48, 48)), load_image(f, (48, 48)))
+
+
+def test_without_a_model_size_or_for_other_codecs_frames_stay_full_size(tmp_path):
+    import cv2
+
+    clip = textured_video(tmp_path / "clip.avi", n=2)
+    items = read_all(VideoSource(clip))
+    assert all(i.rgb.shape == (480, 640, 3) and i.jpeg is None for i in items)
+    png = tmp_path / "clip_png.avi"  # a lossless codec: no JPEG packets to scale
+    vw = cv2.VideoWriter(str(png), cv2.VideoWriter_fourcc(*"PNG "), 10.0, (64, 48))
+    if not vw.isOpened():
+        pytest.fail("OpenCV cannot write a PNG-coded .avi")
+    vw.write(np.zeros((48, 64, 3), np.uint8))
+    vw.release()
+    src = VideoSource(png, model_size=(16, 16))
+    items = read_all(src)
+    assert len(items) == 1 and items[0].rgb.shape == (48, 64, 3) and items[0].jpeg is None
+
+
+def test_decode_jpeg_says_what_is_wrong_with_a_bad_packet():
+    with pytest.raises(ValueError, match="not a JPEG frame"):
+        decode_jpeg(b"\x00\x01\x02\x03", (32, 32))
+    with pytest.raises(ValueError, match="corrupt JPEG frame"):
+        decode_jpeg(b"\xff\xd8" + bytes(200), (32, 32))
+
+
+def test_rejected_video_frames_are_saved_as_the_cameras_full_size_jpeg(tmp_path, tiny_classifier_tflite):
+    from edge.watch.log import read_log
+    from edge.watch.service import Service, WatchConfig
+    from tests.fixtures.watch import make_video
+
+    clip = make_video(tmp_path / "line.avi", n=6, size=(320, 240))
+    rej, log = tmp_path / "rejects", tmp_path / "w.jsonl"
+    Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(clip), log=str(log), rejects=str(rej),
+                        quiet=True)).run(install_signals=False)
+    items = [r for r in read_log(log) if "status" in r]
+    bad = [r for r in items if r["verdict"] == "defective"]
+    assert [r["source"] for r in bad] == ["video:2", "video:5"]
+    for r in bad:
+        with Image.open(r["reject"]) as im:
+            assert im.format == "JPEG" and im.size == (320, 240)  # the camera's bytes, not the scaled decode
