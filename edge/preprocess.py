@@ -6,8 +6,9 @@ a model sees the same pixels on the workstation and on the Pi.
 
 What happens, in order:
 
-1. decode + convert to RGB uint8 (``edge.imageio``; JPEGs are decoded at a
-   reduced DCT scale with ``draft()`` when that still leaves >= 2x the target);
+1. decode + convert to RGB uint8 (``edge.imageio``; JPEGs, and MJPG video frames read as
+   packets, are decoded at a reduced DCT scale with ``draft()`` when that still leaves >= 2x
+   the target);
 2. an image under twice the model input on both axes (the demo's 256 px parts,
    ../shared/realdata, most training sets) is resized with Pillow's antialiased
    bilinear, exactly as before issue 18 (byte-identical: models trained earlier keep
