@@ -47,6 +47,15 @@ def timed(fn, inputs, warmup, repeats):
     return out
 
 
+LB_RESOLUTION_MS = 0.01  # litert-benchmark's --result_json latencies are in ms with 2 decimals
+
+
+def _resolution_note(res):
+    if res["avg_ms"] == 0:  # it rounds to 10 us: a tiny model on a fast core reads 0.0
+        res["note"] = f"under litert-benchmark's {LB_RESOLUTION_MS} ms resolution"
+    return res
+
+
 def _lb_cmd(path, threads):
     return f"litert-benchmark --model {Path(path).name} --num_threads {threads}"
 
@@ -66,13 +75,15 @@ def litert_benchmark_ms(path, threads, warmup, repeats, timeout=300):
             return {"avg_ms": None, "note": f"litert-benchmark timed out after {timeout}s"}
         if out_json.is_file():
             lat = json.loads(out_json.read_text()).get("latency", {})
-            return {"avg_ms": lat.get("avg_ms"), "median_ms": lat.get("median_ms"), "p95_ms": lat.get("p95_ms"),
-                    "init_ms": lat.get("init_ms"), "num_runs": lat.get("num_runs"), "command": _lb_cmd(path, threads)}
+            res = {"avg_ms": lat.get("avg_ms"), "median_ms": lat.get("median_ms"), "p95_ms": lat.get("p95_ms"),
+                   "init_ms": lat.get("init_ms"), "num_runs": lat.get("num_runs"), "command": _lb_cmd(path, threads)}
+            return _resolution_note(res)
         text = (proc.stdout or "") + (proc.stderr or "")
         for line in text.splitlines():
             if "Inference (avg)" in line:
                 try:
-                    return {"avg_ms": float(line.split(":", 1)[1].split("ms")[0]), "command": _lb_cmd(path, threads)}
+                    return _resolution_note({"avg_ms": float(line.split(":", 1)[1].split("ms")[0]),
+                                             "command": _lb_cmd(path, threads)})
                 except ValueError:
                     pass
         last = text.strip().splitlines()[-1] if text.strip() else f"exit {proc.returncode}"
