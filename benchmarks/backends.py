@@ -6,7 +6,8 @@ that reads the file (``edge.backend.fastest_candidates``: LiteRT, OpenVINO, tfli
 
 * verdict agreement and max |score difference| against LiteRT on every test image;
 * medians of the bare ``invoke()`` and of ``EdgeModel.predict_array`` on a frame at the model's size,
-  640x480 and 1920x1080 (the test image stretched up, so the resize is real work), all interleaved
+  640x480 and 1920x1080 (the test image stretched up, so the resize is real work), and of the same
+  1920x1080 frame as JPEG bytes (decoded as ``watch`` decodes MJPG, then predicted), all interleaved
   round by round so that load on a shared machine hits each alike; e2e is reported as a ratio to
   the invoke of the same run.
 A backend that cannot read a variant gets a row saying why instead of numbers.
@@ -19,19 +20,37 @@ import time
 import numpy as np
 
 FRAMES = ((640, 480), (1920, 1080))  # (w, h) beside the model-size frame
+JPEG_FRAMES = ((1920, 1080),)  # also as the JPEG an MJPG camera sends: e2e includes the decode
+JPEG_QUALITY = 90
 REFERENCE = "litert"
 
 
-def frames_for(image, input_size):
-    """The model-size frame plus FRAMES, all made from one decoded test image."""
+def frames_for(image, input_size, sizes=FRAMES, jpeg_sizes=JPEG_FRAMES):
+    """The model-size frame plus ``sizes`` as RGB arrays and ``jpeg_sizes`` as JPEG bytes ("WxH jpeg"),
+    all made from one decoded test image."""
+    import io
+
     from PIL import Image
 
     h, w = input_size
     src = Image.fromarray(image)
     out = {f"{w}x{h}": np.ascontiguousarray(np.asarray(src.resize((w, h), Image.BICUBIC)))}
-    for fw, fh in FRAMES:
+    for fw, fh in sizes:
         out[f"{fw}x{fh}"] = np.ascontiguousarray(np.asarray(src.resize((fw, fh), Image.BICUBIC)))
+    for fw, fh in jpeg_sizes:
+        buf = io.BytesIO()
+        src.resize((fw, fh), Image.BICUBIC).save(buf, format="JPEG", quality=JPEG_QUALITY)
+        out[f"{fw}x{fh} jpeg"] = buf.getvalue()
     return out
+
+
+def _predict_frame(model, frame):
+    """A frame as a camera hands it over: RGB pixels, or JPEG bytes decoded as ``watch`` decodes MJPG."""
+    if isinstance(frame, bytes):
+        from edge.imageio import decode_jpeg
+
+        frame = decode_jpeg(frame, model.input_size)
+    return model.predict_array(frame)
 
 
 def time_e2e(model, frames, repeats, warmup=3):
@@ -41,7 +60,7 @@ def time_e2e(model, frames, repeats, warmup=3):
     for _ in range(warmup):
         model.invoke_raw(x)
         for f in frames.values():
-            model.predict_array(f)
+            _predict_frame(model, f)
     inv, e2e = [], {k: [] for k in frames}
     pc = time.perf_counter
     for i in range(repeats):
@@ -54,7 +73,7 @@ def time_e2e(model, frames, repeats, warmup=3):
         inv.append((pc() - t) * 1e3)
         for k, f in order:
             t = pc()
-            model.predict_array(f)
+            _predict_frame(model, f)
             e2e[k].append((pc() - t) * 1e3)
     med = statistics.median
     invoke_ms = med(inv)
@@ -111,7 +130,8 @@ def format_backends(rows) -> list:
     if not rows:
         return []
     keys = next((list(r["ratio"]) for r in rows if "ratio" in r), [])
-    head = f"{'variant':<8} {'backend':<14} {'invoke ms':>9} " + " ".join(f"{'e2e ' + k:>14}" for k in keys) + \
+    wid = {k: max(14, len(k) + 4) for k in keys}
+    head = f"{'variant':<8} {'backend':<14} {'invoke ms':>9} " + " ".join(f"{'e2e ' + k:>{wid[k]}}" for k in keys) + \
         f" {'agree':>6} {'max |ds|':>9}"
     out = ["", "backends (e2e = predict_array on a frame, x the bare invoke of the same run; agreement vs LiteRT)", head]
     fastest = {}
@@ -121,7 +141,7 @@ def format_backends(rows) -> list:
             continue
         if r["invoke_ms"] < fastest.get(r["variant"], (None, float("inf")))[1]:
             fastest[r["variant"]] = (r["backend"], r["invoke_ms"])
-        cells = " ".join(f"{r['e2e_ms'][k]:>7.2f} ({r['ratio'][k]:.2f}x)".rjust(14) for k in keys)
+        cells = " ".join(f"{r['e2e_ms'][k]:>7.2f} ({r['ratio'][k]:.2f}x)".rjust(wid[k]) for k in keys)
         agree = r.get("agreement_vs_litert")
         diff = r.get("max_score_diff_vs_litert")
         out.append(f"{r['variant']:<8} {r['backend']:<14} {r['invoke_ms']:>9.2f} {cells} "

@@ -115,11 +115,10 @@ def main(argv=None):
         "ratio_predict_array_vs_invoke": round(med(e2e) / med(bare), 4),
         "ratio_fullsize_vs_invoke": round(med(e2e_full) / med(bare), 4),
     }
-    from benchmarks.backends import time_e2e
-    from PIL import Image
+    from benchmarks.backends import frames_for, time_e2e
 
-    frames = {f"{w}x{h}": np.ascontiguousarray(np.asarray(Image.fromarray(full).resize((w, h), Image.BICUBIC)))
-              for w, h in ((m.input_size[1], m.input_size[0]), (640, 480), (1920, 1080), (3840, 2160))}
+    frames = frames_for(full, m.input_size, sizes=((640, 480), (1920, 1080), (3840, 2160)),
+                        jpeg_sizes=((1920, 1080), (3840, 2160)))
     res["frames"] = time_e2e(m, frames, a.runs, a.warmup)
     res["litert_benchmark"] = litert_benchmark(a.model, m.threads, a.runs, a.warmup)
     rows = [("bare interpreter.invoke()", res["bare_invoke_ms"], 1.0),
@@ -129,7 +128,8 @@ def main(argv=None):
              res["ratio_fullsize_vs_invoke"])]
     fr = res["frames"]
     rows.append((f"bare invoke() (frames round)", fr["invoke_ms"], 1.0))
-    rows += [(f"predict_array, {k} frame", ms, fr["ratio"][k]) for k, ms in fr["e2e_ms"].items()]
+    rows += [((f"decode_jpeg + predict_array, {k[:-5]} JPEG" if k.endswith(" jpeg") else f"predict_array, {k} frame"),
+              ms, fr["ratio"][k]) for k, ms in fr["e2e_ms"].items()]
     lb = res["litert_benchmark"].get("median_ms")
     if lb is not None:
         rows.append(("litert-benchmark (separate process)", lb, lb / res["bare_invoke_ms"]))

@@ -32,7 +32,7 @@ def test_rows_for_a_real_classifier(tiny_classifier_tflite):
     ov, lite = by["openvino"], by["litert"]
     assert "error" not in ov and ov["agreement_vs_litert"] == 1.0 and ov["max_score_diff_vs_litert"] < 0.05
     assert "agreement_vs_litert" not in lite  # the reference itself
-    frame_keys = [f"{size[1]}x{size[0]}", "640x480", "1920x1080"]
+    frame_keys = [f"{size[1]}x{size[0]}", "640x480", "1920x1080", "1920x1080 jpeg"]
     for r in (ov, lite):
         assert list(r["e2e_ms"]) == frame_keys and r["invoke_ms"] > 0
         assert list(r["ratio"]) == frame_keys and min(r["ratio"].values()) > 0
