@@ -72,14 +72,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="watch1080p-") as d:
         video = make_video(Path(d) / "line.avi", a.fps, n)
         log = Path(d) / "watch.jsonl"
-        from edge.runtime import EdgeModel
-
-        size = None if a.opencv_decode else EdgeModel(a.model, backend=a.backend).input_size  # as `watch` passes it
-        src = VideoSource(str(video), realtime_fps=a.fps, model_size=size)
+        src = VideoSource(str(video), realtime_fps=a.fps)
         src.live = True  # paced like a camera: frames come whether or not inference is ready
         cfg = WatchConfig(model=a.model, source=str(video), log=str(log), quiet=True, backend=a.backend,
                           threads=a.threads)
         svc = Service(cfg, source=src)
+        if not a.opencv_decode:
+            src.model_size = svc.model.input_size  # as `watch` passes it (the source opens in run())
         t0, c0 = time.monotonic(), os.times()
         summary = svc.run(install_signals=False)
         wall, c1 = time.monotonic() - t0, os.times()

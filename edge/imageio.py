@@ -77,7 +77,7 @@ def decode_jpeg(data: bytes, size) -> np.ndarray:
     """One encoded JPEG frame (an MJPG video packet) -> HxWx3 uint8 RGB at the DCT scale ``open_image``
     uses for a JPEG file of that size; ``ValueError`` saying why when the bytes are not a JPEG."""
     buf = bytes(data)
-    if len(buf) < 4 or bytes(buf[:2]) != b"\xff\xd8":
+    if len(buf) < 4 or buf[:2] != b"\xff\xd8":
         raise ValueError(f"not a JPEG frame ({len(buf)} bytes)")
     try:
         img = Image.open(io.BytesIO(buf))

@@ -93,10 +93,8 @@ class VideoSource:
             self.open()
         self._pace(stop)
         ok, frame = self.cap.read()
-        n = self.pos
-        if ok and self.jpeg_packets:
-            return self._jpeg_item(frame, n)
         t_in = time.monotonic()
+        n = self.pos
         if not ok:
             if self.kind != "video":
                 raise SourceDisconnected(f"{self.spec}: read failed at frame {n}")
@@ -116,29 +114,22 @@ class VideoSource:
         self._bad_run = 0
         self.pos += 1
         item = Item(source_id=f"{self.prefix}:{n}", t_in=t_in)
-        try:
-            item.rgb = frame_to_rgb(frame, self._cv2)
-        except ValueError as exc:
-            item.error = f"{self.id}: frame {n}: {exc}"
-        return self._deliver(item)
+        if self.jpeg_packets:
+            # An MJPG packet, decoded like a JPEG file of the model's size; t_in is when its pixels
+            # exist, as for a frame OpenCV decoded.
+            from edge.imageio import decode_jpeg
 
-    def _jpeg_item(self, packet, n):
-        """An MJPG packet -> an item decoded like a JPEG file of the model's size (``edge.imageio``);
-        ``t_in`` is when its pixels exist, as for a frame OpenCV decoded."""
-        from edge.imageio import decode_jpeg
-
-        self._bad_run = 0
-        self.pos += 1
-        data = packet.tobytes()
-        item = Item(source_id=f"{self.prefix}:{n}", jpeg=data)
-        try:
-            item.rgb = decode_jpeg(data, self.model_size)
-        except ValueError as exc:
-            item.error = f"{self.id}: frame {n} could not be decoded ({exc})"
-        item.t_in = time.monotonic()
-        return self._deliver(item)
-
-    def _deliver(self, item):
+            item.jpeg = frame.tobytes()
+            try:
+                item.rgb = decode_jpeg(item.jpeg, self.model_size)
+            except ValueError as exc:
+                item.error = f"{self.id}: frame {n} could not be decoded ({exc})"
+            item.t_in = time.monotonic()
+        else:
+            try:
+                item.rgb = frame_to_rgb(frame, self._cv2)
+            except ValueError as exc:
+                item.error = f"{self.id}: frame {n}: {exc}"
         if self._failed:
             first, self._backlog, self._failed = self._failed[0], self._failed[1:] + [item], []
             return first
