@@ -64,6 +64,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "edge_latency.json"))
     a = ap.parse_args(argv)
 
+    from benchmarks.timing import machine_info
     from edge.atomic import atomic_write_json
     from edge.imageio import load_image
     from edge.metadata import read_metadata
@@ -107,6 +108,7 @@ def main(argv=None):
     res = {
         "model": str(a.model), "task": m.task, "input": list(m.input_size), "dtype": m.input_dtype.name,
         "backend": m.backend, "backend_version": m.loaded.backend_version, "threads": m.threads,
+        "machine": machine_info(),  # the ratio depends on the host (README: Xeon vs EPYC), so say which
         "cpu_count": os.cpu_count(), "runs": a.runs, "image": str(a.image), "image_size": list(full.shape[:2]),
         "bare_invoke_ms": round(med(bare), 3),
         "predict_array_ms": round(med(e2e), 3),
