@@ -18,7 +18,7 @@ What happens, in order:
    that reads every pixel once, then finished with a 2-tap bilinear (half-pixel
    centres, Q8 weights, one rounding: OpenCV's ``INTER_LINEAR_EXACT``); from under
    2x no pixel is skipped. Stretching, never cropping, so that a defect at the
-   border is never cut away. OpenCV computes it when installed (1080p in ~1 ms,
+   border is never cut away. OpenCV computes it when installed (1080p in ~0.75 ms,
    was ~8 ms); without it Pillow's ``reduce`` and a NumPy copy of the same integer
    arithmetic do, bit-identically (tests/unit/test_preprocess_resize.py), so a
    device without OpenCV sees what a workstation with it trained on;
@@ -109,6 +109,12 @@ def _taps(n_in, n_out):
 
 def _bilinear(a: np.ndarray, h: int, w: int, cv2) -> np.ndarray:
     if cv2:
+        # OpenCV's bit-exact resize has SIMD kernels for 1, 2 and 4 channels, not 3: via RGBA the
+        # same bits come ~1.9x faster (0.14 vs 0.26 ms for 240x270 -> 224, the conversions 0.01 ms),
+        # the largest single step left in a 1080p frame after the first box-halving.
+        if a.shape[2] == 3:
+            a4 = cv2.resize(cv2.cvtColor(a, cv2.COLOR_RGB2RGBA), (w, h), interpolation=cv2.INTER_LINEAR_EXACT)
+            return cv2.cvtColor(a4, cv2.COLOR_RGBA2RGB)
         return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR_EXACT)
     x0, x1, a0, a1 = _taps(a.shape[1], w)
     y0, y1, b0, b1 = _taps(a.shape[0], h)
