@@ -54,24 +54,30 @@ def _run(data: bytes, images, shapes):
     return [next(r for r in res if r.shape[1] == int(np.prod(s))) for s in shapes]
 
 
-def set_report(root: Path, limit: int, echo) -> dict:
-    from export.convert import convert, convert_keras
-    from trainer.anomaly.gaussian import fit_gaussian, mahalanobis
+def extractor_features(x_fit, x_test):
+    """(batch-1 Keras extractor with named outputs, float features of x_fit, of x_test, output shapes)."""
     from trainer.anomaly.model import build_feature_extractor, extract_features
     from trainer.anomaly.settings import DEFAULTS as S
-    from trainer.metrics import auroc
     from trainer.tfutil import import_keras
 
     keras = import_keras()
-    t0 = time.time()
-    x_fit, x_test, y = _images(root, limit)
     ext = build_feature_extractor(1.0, 224, str(WEIGHTS), S["taps"], S["pool"], S["tap_norm"],
                                   global_tap=S["global_tap"], probe_tap=S["probe_tap"])
     inp = keras.Input((224, 224, 3), batch_size=1, dtype="float32", name="image")
     named = keras.Model(inp, dict(zip(OUTPUTS, ext(inp))))  # the converter wants named outputs
     f_fit = [a.reshape(len(x_fit), -1) for a in extract_features(ext, x_fit)]
     f_test = [a.reshape(len(x_test), -1) for a in extract_features(ext, x_test)]
-    shapes = [tuple(o.shape[1:]) for o in ext.outputs]
+    return named, f_fit, f_test, [tuple(o.shape[1:]) for o in ext.outputs]
+
+
+def set_report(root: Path, limit: int, echo) -> dict:
+    from export.convert import convert, convert_keras
+    from trainer.anomaly.gaussian import fit_gaussian, mahalanobis
+    from trainer.metrics import auroc
+
+    t0 = time.time()
+    x_fit, x_test, y = _images(root, limit)
+    named, f_fit, f_test, shapes = extractor_features(x_fit, x_test)
     echo(f"  {root.name}: float features of {len(x_fit)} + {len(x_test)} images ({time.time() - t0:.0f}s); converting")
     int8, _ = convert_keras(named, "int8", x_fit)
     dynamic = convert(named, "dynamic")

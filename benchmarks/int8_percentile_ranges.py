@@ -74,25 +74,16 @@ def _narrowed(tf, calibrated: bytes, extremes, n_images, q):
 
 
 def set_rows(root: Path, quantiles, echo) -> list[dict]:
-    from benchmarks.int8_noise import OUTPUTS, WEIGHTS, _images, _run
-    from export import calibration
+    from benchmarks.int8_noise import OUTPUTS, _images, _run, extractor_features
     from export.bias_correct import correct_bias
-    from export.convert import convert, convert_keras
+    from export.convert import convert, convert_keras, converter
     from trainer.anomaly.gaussian import fit_gaussian, mahalanobis
-    from trainer.anomaly.model import build_feature_extractor, extract_features
-    from trainer.anomaly.settings import DEFAULTS as S
     from trainer.metrics import auroc
-    from trainer.tfutil import import_keras, import_tf
+    from trainer.tfutil import import_tf
 
-    keras, tf = import_keras(), import_tf()
+    tf = import_tf()
     x_fit, x_test, y = _images(root, 200)
-    ext = build_feature_extractor(1.0, 224, str(WEIGHTS), S["taps"], S["pool"], S["tap_norm"],
-                                  global_tap=S["global_tap"], probe_tap=S["probe_tap"])
-    inp = keras.Input((224, 224, 3), batch_size=1, dtype="float32", name="image")
-    named = keras.Model(inp, dict(zip(OUTPUTS, ext(inp))))
-    f_fit = [a.reshape(len(x_fit), -1) for a in extract_features(ext, x_fit)]
-    f_test = [a.reshape(len(x_test), -1) for a in extract_features(ext, x_test)]
-    shapes = [tuple(o.shape[1:]) for o in ext.outputs]
+    named, f_fit, f_test, shapes = extractor_features(x_fit, x_test)
     mu, w = fit_gaussian(f_fit[1], 1)
     d_f = mahalanobis(f_test[1], mu, w)
     thr = float(np.quantile(mahalanobis(f_fit[1], mu, w), 0.99))
@@ -113,11 +104,7 @@ def set_rows(root: Path, quantiles, echo) -> list[dict]:
         return r
 
     rows = [row("min/max (export)", convert_keras(named, "int8", x_fit, bias_correct=False)[0])]
-    conv = tf.lite.TFLiteConverter.from_keras_model(named)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = calibration.representative_dataset(x_fit)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.uint8
+    conv = converter(named, "int8", x_fit)  # export's own int8 settings, stopped after calibration
     conv._experimental_calibrate_only = True
     calibrated = bytes(conv.convert())
     sample = x_fit[::3]

@@ -131,6 +131,18 @@ def saved_model_of(model1):
 
 def convert(model1, variant, rep_images=None):
     """TFLite bytes of ``variant`` for a batch-1 Keras model or its :func:`saved_model_of` folder."""
+    conv = converter(model1, variant, rep_images)
+    try:
+        with captured_output() as log:
+            data = conv.convert()
+    except Exception as exc:  # noqa: BLE001 - converter errors are many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{variant} conversion failed: {first[:300]} {tail(log())[:300]}".strip()) from None
+    return bytes(data)
+
+
+def converter(model1, variant, rep_images=None):
+    """The ``tf.lite.TFLiteConverter`` set up for ``variant`` from the variant table (not yet run)."""
     from trainer.tfutil import import_tf
 
     row = V.get(variant)
@@ -152,13 +164,7 @@ def convert(model1, variant, rep_images=None):
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.uint8
         conv.inference_output_type = tf.uint8
-    try:
-        with captured_output() as log:
-            data = conv.convert()
-    except Exception as exc:  # noqa: BLE001 - converter errors are many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{variant} conversion failed: {first[:300]} {tail(log())[:300]}".strip()) from None
-    return bytes(data)
+    return conv
 
 
 def check_weights(data: bytes, n_params: int, variant: str):
