@@ -54,6 +54,13 @@ def _run(data: bytes, images, shapes):
     return [next(r for r in res if r.shape[1] == int(np.prod(s))) for s in shapes]
 
 
+def noise_over_good_sd(f_float, f_variant) -> float:
+    """Median over live channels of the variant's error sd as a share of the good images' sd."""
+    sd = f_float.std(0)
+    live = sd > 1e-6 * max(float(sd.max()), 1e-12)
+    return float(np.median((f_variant - f_float).std(0)[live] / sd[live]))
+
+
 def extractor_features(x_fit, x_test):
     """(batch-1 Keras extractor with named outputs, float features of x_fit, of x_test, output shapes)."""
     from trainer.anomaly.model import build_feature_extractor, extract_features
@@ -86,9 +93,7 @@ def set_report(root: Path, limit: int, echo) -> dict:
         q_fit, q_test = _run(data, x_fit, shapes), _run(data, x_test, shapes)
         row = {}
         for name, ff, qf in zip(OUTPUTS, f_fit, q_fit):
-            sd = ff.std(0)
-            live = sd > 1e-6 * max(float(sd.max()), 1e-12)
-            row[f"{name}_noise_over_good_sd"] = float(np.median((qf - ff).std(0)[live] / sd[live]))
+            row[f"{name}_noise_over_good_sd"] = noise_over_good_sd(ff, qf)
         mu, w = fit_gaussian(f_fit[1], 1)
         z_noise = (q_fit[1] - f_fit[1]) @ w.T.astype(np.float64)
         row["global_whitened_noise_var"] = float(z_noise.var(0).mean())

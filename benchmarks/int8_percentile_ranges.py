@@ -74,7 +74,7 @@ def _narrowed(tf, calibrated: bytes, extremes, n_images, q):
 
 
 def set_rows(root: Path, quantiles, echo) -> list[dict]:
-    from benchmarks.int8_noise import OUTPUTS, _images, _run, extractor_features
+    from benchmarks.int8_noise import OUTPUTS, _images, _run, extractor_features, noise_over_good_sd
     from export.bias_correct import correct_bias
     from export.convert import convert, convert_keras, converter
     from trainer.anomaly.gaussian import fit_gaussian, mahalanobis
@@ -94,9 +94,7 @@ def set_rows(root: Path, quantiles, echo) -> list[dict]:
         q_fit, q_test = _run(data, x_fit, shapes), _run(data, x_test, shapes)
         r = {"set": root.name, "ranges": label}
         for name, ff, qf in zip(OUTPUTS, f_fit, q_fit):
-            sd = ff.std(0)
-            live = sd > 1e-6 * max(float(sd.max()), 1e-12)
-            r[f"{name}_noise"] = round(float(np.median((qf - ff).std(0)[live] / sd[live])), 4)
+            r[f"{name}_noise"] = round(noise_over_good_sd(ff, qf), 4)
         d_q = mahalanobis(q_test[1], mu, w)
         r["global_auroc_float"], r["global_auroc_int8"] = round(auroc(y, d_f), 4), round(auroc(y, d_q), 4)
         r["global_agreement"] = round(float(np.mean((d_f >= thr) == (d_q >= thr))), 4)
