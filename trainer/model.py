@@ -3,7 +3,7 @@
 Structure (layer names are part of the contract: export and training look them up)::
 
     pixels (B,H,W,3) float32 0..255
-      -> scale  Rescaling(1/127.5, offset=-1)   # so the deployed model takes raw uint8 pixels
+      -> scale  x/127.5 - 1 (trainer.layers.pixel_scaling)   # so the deployed model takes raw uint8 pixels
       -> MobileNetV2 backbone (nested Model, every BatchNormalization frozen)
       -> pool   GlobalAveragePooling2D
       -> dropout
@@ -34,7 +34,7 @@ def build_classifier(num_types, alpha=1.0, input_size=224, weights="imagenet", d
                      head_l2=HEAD_L2, roi=None):
     """Keras model with outputs ``{"defect": (B,1), "type": (B,num_types)}`` on raw 0..255 pixels."""
     keras = import_keras()
-    from edge.preprocess import OFFSET, SCALE, as_hw
+    from edge.preprocess import as_hw
     from trainer.backbone import build_backbone
 
     if num_types < 2:
@@ -44,7 +44,9 @@ def build_classifier(num_types, alpha=1.0, input_size=224, weights="imagenet", d
     from trainer.roi_layers import apply_roi
 
     # ``roi`` (h, w) 0/1: ignored pixels become one grey inside the graph (trainer/data/roi.py)
-    x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale")(apply_roi(pixels, roi))
+    from trainer.layers import pixel_scaling
+
+    x = pixel_scaling("scale")(apply_roi(pixels, roi))
     base = build_backbone(alpha=alpha, input_size=(h, w), weights=weights)
     # training=False: BatchNorm stays in inference mode even while top blocks fine-tune.
     x = base(x, training=False)

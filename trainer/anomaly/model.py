@@ -2,7 +2,7 @@
 
 Graph (converts to TFLite float32 and full-integer int8; every op is on the Edge TPU's list)::
 
-    raw pixels -> Rescaling -> MobileNetV2 taps
+    raw pixels -> pixel scaling (trainer.layers.pixel_scaling) -> MobileNetV2 taps
       patch path:  L2 per tap -> deeper tap x2 (nearest + [1 2 1] + border scale = bilinear) -> concat
                    -> 3x3 box filter -> L2 -> bank as a 1x1 CONV_2D (RELU6) -> min over channels
                    -> 1x1 conv -> sigmoid -> "map";  max -> patch evidence (image level)
@@ -40,7 +40,7 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     ``moments=2``, mean of squares) (None, 1, 1, C) of ``global_tap`` when given) (+ the pooled mean of
     ``probe_tap``, last, for the combined mode's supervised probe, ``trainer.anomaly.stack``)."""
     keras = import_keras()
-    from edge.preprocess import OFFSET, SCALE, as_hw
+    from edge.preprocess import as_hw
     from trainer.backbone import build_backbone
 
     h, w = as_hw(input_size)
@@ -60,7 +60,9 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
 
     # ``roi`` (h, w) 0/1: ignored pixels are one grey on every part, so no patch or pooled statistic there
     # can differ from training (trainer/data/roi.py)
-    x = keras.layers.Rescaling(SCALE, offset=OFFSET, name="scale_pixels")(apply_roi(inp, roi))
+    from trainer.layers import pixel_scaling
+
+    x = pixel_scaling("scale_pixels")(apply_roi(inp, roi))
     outs = tapper(x, training=False)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     feats, g = outs[:len(taps)], (outs[len(taps)] if global_tap else None)
