@@ -113,6 +113,7 @@ def one_run(data, split, step, protocol, log):
             "expected_false_reject_ci95": chosen.get("expected_false_reject_ci95"),
             "expected_recall": chosen.get("expected_recall"), "expected_recall_ci95": chosen.get("expected_recall_ci95"),
             "parity": int8["status"], "agreement": int8["parity"]["agreement"], "export_exit": code,
+            "flips": int8["parity"].get("flips"),
             "edgetpu_preflight": (int8.get("edgetpu_preflight") or {}).get("summary"),
             "train_s": round(train_s, 1), "export_s": round(export_s, 1), "int8_mb": round(int8["size_mb"], 2),
             **({"pixel": pixel} if pixel else {})}

@@ -117,6 +117,7 @@ def compare(ref: dict, got: dict, labels, threshold, task, got_threshold=None) -
         "majority_baseline": rep_got["majority_baseline"],
         "metrics": rep_got,
     }
+    out["flips"] = flip_summary(y, s_ref, v_ref, v_got, threshold)
     if "types" in ref:  # the classifier's type head, or an anomaly model's
         if "types" not in got:
             raise ExportError(f"the float {task} model has a type output but the converted file has none; "
@@ -130,6 +131,18 @@ def compare(ref: dict, got: dict, labels, threshold, task, got_threshold=None) -
     return out
 
 
+def flip_summary(y, s_ref, v_ref, v_got, threshold) -> dict:
+    """Which verdicts flipped and how sure the float model was of them: a gate failure made of borderline
+    parts (float scores right at the threshold, e.g. real castings under int8) reads differently from one
+    of confident calls."""
+    flip = v_ref != v_got
+    out = {"n": int(flip.sum()), "defective": int((flip & (y == 1)).sum()), "good": int((flip & (y == 0)).sum()),
+           "now_defective": int((flip & v_got).sum()), "now_good": int((flip & ~v_got).sum())}
+    if flip.any():
+        out["max_float_distance"] = float(np.abs(s_ref[flip] - threshold).max())
+    return out
+
+
 def judge(result: dict, min_agreement=MIN_AGREEMENT, max_auroc_drop=MAX_AUROC_DROP,
           min_type_agreement=MIN_TYPE_AGREEMENT) -> dict:
     """Adds "status" (OK / FAILED) and the reasons to a :func:`compare` result."""
@@ -138,7 +151,10 @@ def judge(result: dict, min_agreement=MIN_AGREEMENT, max_auroc_drop=MAX_AUROC_DR
                            ("type_agreement", "defect-type agreement", min_type_agreement)):
         v = result.get(key)
         if v is not None and not math.isnan(v) and v < bar:
-            reasons.append(f"{name} {v:.4f} < {bar}")
+            f = result.get("flips") if key == "agreement" else None
+            why = (f": {f['n']} flipped ({f['defective']} defective, {f['good']} good), every float score within "
+                   f"{f['max_float_distance']:.3f} of the threshold") if f and f.get("n") else ""
+            reasons.append(f"{name} {v:.4f} < {bar}{why}")
     drop = result.get("auroc_drop")
     if drop is not None and not math.isnan(drop) and drop > max_auroc_drop:
         reasons.append(f"AUROC drop {drop:.4f} > {max_auroc_drop}")

@@ -24,6 +24,7 @@ def test_identical_outputs_agree_fully():
     y, ref = _ref()
     res = parity.judge(parity.compare(ref, {k: v.copy() for k, v in ref.items()}, y, 0.5, "classifier"))
     assert res["agreement"] == 1.0 and res["type_agreement"] == 1.0
+    assert res["flips"] == {"n": 0, "defective": 0, "good": 0, "now_defective": 0, "now_good": 0}
     assert res["max_abs_score_diff"] == 0.0 and res["spearman"] == pytest.approx(1.0)
     assert res["auroc_drop"] == 0.0 and res["status"] == "OK" and res["reasons"] == []
     assert res["majority_baseline"] == 0.5 and "balanced_accuracy" in res
@@ -37,6 +38,13 @@ def test_flipped_verdicts_and_types_fail():
     res = parity.judge(parity.compare(ref, got, y, 0.5, "classifier"), min_agreement=0.98)
     assert res["agreement"] == pytest.approx(37 / 40)
     assert res["status"] == "FAILED" and any("verdict agreement 0.9250 < 0.98" in r for r in res["reasons"])
+    f = res["flips"]
+    flipped_defective = int(y[near].sum())
+    assert f["n"] == 3 and f["defective"] == flipped_defective and f["good"] == 3 - flipped_defective
+    assert f["now_defective"] == int((ref["score"][near] < 0.5).sum()) and f["now_good"] == 3 - f["now_defective"]
+    assert f["max_float_distance"] == pytest.approx(float(np.abs(ref["score"][near] - 0.5).max()))
+    assert f"3 flipped ({flipped_defective} defective, {3 - flipped_defective} good), every float score within" \
+        in res["reasons"][0]
     got2 = {"score": ref["score"].copy(), "types": ref["types"][:, ::-1].copy()}
     res2 = parity.judge(parity.compare(ref, got2, y, 0.5, "classifier"))
     assert res2["agreement"] == 1.0 and res2["type_agreement"] < 0.98 and res2["status"] == "FAILED"
