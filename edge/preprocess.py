@@ -124,11 +124,13 @@ def _bilinear(a: np.ndarray, h: int, w: int, cv2) -> np.ndarray:
     return ((out + (1 << 15)) >> 16).astype(np.uint8)
 
 
-def to_model_input(image, size, use_opencv=None) -> np.ndarray:
-    """RGB uint8 image (PIL or HxWx3 array) -> uint8 array of shape (h, w, 3).
+def to_model_input(image, size, use_opencv=None, bgr=False) -> np.ndarray:
+    """RGB uint8 image (PIL or HxWx3 array) -> uint8 array of shape (h, w, 3), RGB.
 
-    Arrays must already be RGB (convert OpenCV's BGR frames first). ``use_opencv``
-    (default: when installed) only picks who computes; the pixels are the same.
+    ``bgr=True``: the array is an OpenCV BGR frame. Every step works per channel, so resizing first and
+    swapping the small result gives the same bits as swapping first, without writing and re-reading a
+    whole converted frame (1080p: a 6 MB pass, about 1 ms of a camera-paced e2e on this machine).
+    ``use_opencv`` (default: when installed) only picks who computes; the pixels are the same.
     """
     h, w = as_hw(size)
     cv2 = _cv2() if use_opencv is None or use_opencv else False
@@ -139,8 +141,14 @@ def to_model_input(image, size, use_opencv=None) -> np.ndarray:
     else:
         image = image if image.mode == "RGB" else image.convert("RGB")
         a = np.asarray(image)
+    if bgr and not isinstance(image, np.ndarray):
+        raise ValueError("bgr=True needs an HxWx3 array (a PIL image is RGB)")
+    return _to_rgb_order(_resize(image, a, h, w, cv2), bgr)
+
+
+def _resize(image, a, h, w, cv2):
     if a.shape[:2] == (h, w):
-        return np.ascontiguousarray(a)
+        return a
     ny, nx = halvings(a.shape[0], a.shape[1], (h, w))
     if not (ny or nx):
         img = image if isinstance(image, Image.Image) and image.mode == "RGB" else Image.fromarray(a)
@@ -148,7 +156,11 @@ def to_model_input(image, size, use_opencv=None) -> np.ndarray:
     a = _halve(a, ny, nx, cv2)
     if a.shape[:2] != (h, w):
         a = _bilinear(a, h, w, cv2)
-    return np.ascontiguousarray(a)
+    return a
+
+
+def _to_rgb_order(a, bgr):
+    return np.ascontiguousarray(a[..., ::-1] if bgr else a)
 
 
 def describe(size) -> dict:

@@ -172,12 +172,17 @@ class EdgeModel:
         return self._types_i is not None
 
     # -- inference ----------------------------------------------------------------------------------
-    def pixels(self, image) -> np.ndarray:
-        """Path / RGB uint8 array / PIL image -> (h, w, 3) uint8 pixels at the model's input size."""
+    def pixels(self, image, bgr=False) -> np.ndarray:
+        """Path / RGB uint8 array / PIL image -> (h, w, 3) uint8 RGB pixels at the model's input size.
+
+        ``bgr=True``: the array is an OpenCV BGR frame (swapped after the resize, the same pixels)."""
         from edge.preprocess import to_model_input
 
         from edge.imageio import check_not_tiny
 
+        if bgr and not isinstance(image, np.ndarray):
+            raise ImageError(repr(type(image).__name__), "bgr=True is for an OpenCV frame",
+                             "pass the BGR HxWx3 uint8 array, or drop bgr=True")
         if isinstance(image, (str, os.PathLike)):
             from edge.imageio import load_image
 
@@ -186,7 +191,7 @@ class EdgeModel:
             if image.ndim == 3 and image.dtype == np.uint8 and image.shape[2] == 3:  # else: the error below
                 check_not_tiny("<array>", image.shape[1], image.shape[0], self.input_size)
             try:
-                return to_model_input(image, self.input_size)
+                return to_model_input(image, self.input_size, bgr=bgr)
             except ValueError as exc:
                 raise ImageError("<array>", str(exc), "pass an RGB uint8 HxWx3 array (convert BGR/gray first)") from None
         try:
@@ -215,9 +220,9 @@ class EdgeModel:
 
         return quantize_pixels(px[None], self.input_dtype, self.input_quant)
 
-    def prepare(self, image) -> np.ndarray:
+    def prepare(self, image, bgr=False) -> np.ndarray:
         """Image -> the exact input tensor, shape (1, h, w, 3), in the model's dtype."""
-        return self.to_tensor(self.pixels(image))
+        return self.to_tensor(self.pixels(image, bgr=bgr))
 
     def _output(self, i):
         index, _, (scale, zp) = self._out[i]
@@ -295,10 +300,10 @@ class EdgeModel:
         path = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
         return self._finish(x, path, t0, top_k)
 
-    def predict_array(self, rgb, top_k=5) -> Prediction:
-        """Decoded RGB uint8 frame (any size) -> Prediction."""
+    def predict_array(self, rgb, top_k=5, bgr=False) -> Prediction:
+        """Decoded RGB uint8 frame (any size) -> Prediction; ``bgr=True`` takes OpenCV's BGR frame as it is."""
         t0 = time.perf_counter()
-        return self._finish(self.prepare(rgb), None, t0, top_k)
+        return self._finish(self.prepare(rgb, bgr=bgr), None, t0, top_k)
 
     def predict_pixels(self, px, path=None, top_k=5, decode_ms=0.0) -> Prediction:
         """Already-resized (h, w, 3) pixels (from :meth:`pixels`) -> Prediction; adds ``decode_ms``."""

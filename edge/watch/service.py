@@ -151,6 +151,11 @@ class Service:
     # -- inspection ---------------------------------------------------------------------------------
     def _predict(self, item):
         m = self.model
+        bgr = getattr(item, "bgr", None)
+        if bgr is not None and item.rgb is None:
+            if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3 or 0 in bgr.shape:
+                raise ImageError(item.source_id, f"invalid frame {bgr.dtype} {bgr.shape}", "check the camera/stream")
+            return m.predict_array(bgr, bgr=True)
         if item.rgb is not None:
             rgb = item.rgb
             if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:

@@ -46,6 +46,16 @@ def test_array_and_pil_inputs_match_the_path(coral):
     assert a.top == b.top == c.top and a.path is None and c.path == str(path)
 
 
+def test_an_opencv_bgr_frame_predicts_like_its_rgb_conversion(coral):
+    full = np.asarray(Image.open(CORAL_DIR / "cat.bmp").convert("RGB").resize((1280, 720)))
+    bgr = np.ascontiguousarray(full[..., ::-1])
+    a, b = coral.predict_array(bgr, bgr=True), coral.predict_array(full)
+    assert a.top == b.top and a.defect_type == "Egyptian cat"
+    assert coral.predict_array(bgr).top != a.top  # without bgr=True the channels are wrong
+    with pytest.raises(ImageError, match="bgr=True is for an OpenCV frame"):
+        coral.predict_array(Image.fromarray(full), bgr=True)
+
+
 def test_prepare_is_exactly_the_shared_preprocessing(coral, tmp_path):
     for name in ("cat.bmp", "grace_hopper.bmp"):
         x = coral.prepare(CORAL_DIR / name)

@@ -80,3 +80,21 @@ def test_random_shapes_agree_bit_for_bit():
         a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         assert np.array_equal(to_model_input(a, size, use_opencv=True), to_model_input(a, size, use_opencv=False)), \
             (h, w, size)
+
+
+@pytest.mark.parametrize("shape,size", SHAPES + [((224, 224), 224)])
+@pytest.mark.parametrize("use_opencv", [True, False])
+def test_a_bgr_frame_resized_then_swapped_gives_the_rgb_frames_pixels(shape, size, use_opencv):
+    if use_opencv:
+        pytest.importorskip("cv2")
+    rgb = np.random.default_rng(sum(shape) + 7).integers(0, 256, shape + (3,), dtype=np.uint8)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    out = to_model_input(bgr, size, use_opencv=use_opencv, bgr=True)
+    assert out.flags.c_contiguous
+    assert np.array_equal(out, to_model_input(rgb, size, use_opencv=use_opencv))
+    assert not np.array_equal(to_model_input(bgr, size, use_opencv=use_opencv), out)  # the swap happened
+
+
+def test_bgr_is_refused_for_a_pil_image():
+    with pytest.raises(ValueError, match="bgr=True needs an HxWx3 array"):
+        to_model_input(Image.new("RGB", (300, 300)), 224, bgr=True)

@@ -63,7 +63,7 @@ class RejectStore(BaseSink):
             data = Path(item.path).read_bytes() if item.path else jpeg
             amap = getattr(prediction, "anomaly_map", None)
             threshold = self.threshold() if callable(self.threshold) else self.threshold
-            job = (out, data, None if data is not None else item.rgb, amap, threshold, stem)
+            job = (out, data, None if data is not None else _full_rgb(item), amap, threshold, stem)
             record["reject"] = str(out)
             try:
                 self._jobs.put_nowait(job)
@@ -135,3 +135,8 @@ def from_config(cfg, ctx):
     if not cfg.rejects:
         return None
     return RejectStore(cfg.rejects, threshold=lambda: getattr(ctx.model(), "threshold", 0.5), on_event=ctx.event)
+
+
+def _full_rgb(item):
+    full = getattr(item, "full_rgb", None)
+    return full() if full is not None else getattr(item, "rgb", None)

@@ -36,13 +36,20 @@ class UiError(EdgeInspectError):
     pass
 
 
-def _keepable(rgb):
+def _keepable(item):
     """The frame, or for a big one a strided copy at about twice the heat-map size: 18 full-HD frames kept
-    for the page would hold >100 MB on a Pi, a strided copy costs a fraction of a millisecond."""
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or not rgb.size:
+    for the page would hold >100 MB on a Pi, a strided copy costs a fraction of a millisecond (and an
+    OpenCV frame is swapped to RGB on that copy only)."""
+    a = getattr(item, "rgb", None)
+    if a is None:
+        a = getattr(item, "bgr", None)
+    if not isinstance(a, np.ndarray) or a.ndim != 3 or not a.size:
         return None
-    k = -(-max(rgb.shape[:2]) // (2 * HEAT_PX))
-    return rgb if k <= 1 else np.ascontiguousarray(rgb[::k, ::k])
+    k = max(-(-max(a.shape[:2]) // (2 * HEAT_PX)), 1)
+    pixels = getattr(item, "thumbnail_rgb", None)
+    if pixels is not None:
+        return pixels(k)
+    return a if k == 1 else np.ascontiguousarray(a[::k, ::k])
 
 
 class _Shown:
@@ -99,7 +106,7 @@ class LivePage(BaseSink):
             info = {k: record.get(k) for k in ("time", "status", "verdict", "score", "type", "type_prob", "latency_ms",
                                                "e2e_ms", "error", "reject")}
             info["image"] = self.line.last["image"]
-            rgb = _keepable(getattr(item, "rgb", None))
+            rgb = _keepable(item)
             amap = getattr(prediction, "anomaly_map", None) if prediction is not None else None
             shown = _Shown(seq, info, rgb, getattr(item, "path", None), amap, self.line.model["threshold"])
             self.recent.append(shown)

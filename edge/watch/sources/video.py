@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from edge.optional import require_optional
-from edge.watch.sources.base import Item, SourceDisconnected, SourceError, frame_to_rgb
+from edge.watch.sources.base import Item, SourceDisconnected, SourceError, set_frame
 
 
 class VideoSource:
@@ -127,7 +127,7 @@ class VideoSource:
             item.t_in = time.monotonic()
         else:
             try:
-                item.rgb = frame_to_rgb(frame, self._cv2)
+                set_frame(item, frame, self._cv2)
             except ValueError as exc:
                 item.error = f"{self.id}: frame {n}: {exc}"
         if self._failed:
