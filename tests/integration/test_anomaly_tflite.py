@@ -126,3 +126,38 @@ def test_edge_tpu_safe_upsampling_is_bilinear_exactly():
     np.testing.assert_allclose(model(x).numpy(), tf.image.resize(x, (14, 18)).numpy(), atol=1e-5)
     ops = {type(layer).__name__ for layer in model.layers}
     assert "Resizing" in ops and "DepthwiseConv2D" in ops and "GridScale" in ops
+
+
+def test_levelled_pooled_mean_is_the_same_float_model_with_a_finer_int8_step(scorer_and_images, weights_no_top):
+    """The global evidence pools scale * block_6_expand_relu (loud channels levelled down, none up) and
+    the whitening absorbs the scale: in float the model is the unlevelled one; in int8 the pooled
+    vector's step is set by the median channel's level, not by the loudest channel."""
+    from export.convert import convert_keras
+    from trainer.anomaly import scorer_params
+    from trainer.anomaly.model import LEVEL_HEADROOM, build_feature_extractor, build_scorer, extract_features, level_scale
+    from trainer.anomaly.settings import DEFAULTS
+
+    model, x_test, x_rep, _ = scorer_and_images
+    extractor, params = scorer_params(model)
+    scale = level_scale(extractor)
+    assert scale is not None and scale.max() <= 1.0 and (scale < 1).sum() >= len(scale) // 3
+    plain = build_feature_extractor(1.0, 96, str(weights_no_top), DEFAULTS["taps"], DEFAULTS["pool"], True,
+                                    global_tap=DEFAULTS["global_tap"])
+    x_plain = extract_features(plain, x_test)[1]
+    np.testing.assert_allclose(extract_features(extractor, x_test)[1], x_plain * scale, rtol=1e-4, atol=1e-6)
+    unlevelled = dict(params, mu=params["mu"] / scale, w=params["w"] * scale[None, :])
+    same = build_scorer(plain, unlevelled)
+    a = np.asarray(model(x_test.astype(np.float32))["score"])[:, 0]
+    b = np.asarray(same(x_test.astype(np.float32))["score"])[:, 0]
+    np.testing.assert_allclose(a, b, atol=2e-5)
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=convert_keras(model, "int8", x_rep)[0])
+    det = it.get_tensor_details()
+    mean = next(o for o in it._get_ops_details() if o["op_name"] == "MEAN")
+    step = det[mean["outputs"][0]]["quantization"][0]
+    x_rep_plain = extract_features(plain, x_rep)[1]
+    level = float(np.median(x_rep_plain.max(0)))  # what the fit levelled to (train images here)
+    assert step < 0.75 * float(x_rep_plain.max()) / 255  # finer than one range over the loudest channel
+    assert step == pytest.approx(LEVEL_HEADROOM * level / 255, rel=0.5)

@@ -139,3 +139,18 @@ def test_settings_defaults_and_one_line_errors():
         anomaly_settings({"gain": float("nan")})
     with pytest.raises(ConfigError, match="anomaly.folds"):
         anomaly_settings({"folds": 1})
+
+
+def test_levels_scale_loud_channels_down_to_the_median_and_none_up():
+    from trainer.anomaly.model import LEVEL_HEADROOM, levels_for
+
+    rng = np.random.default_rng(0)
+    pooled = rng.uniform(0, 1, (50, 8)) * np.array([0.1, 0.2, 0.3, 0.4, 1.0, 2.0, 3.0, 4.0])
+    scale, anchor = levels_for(pooled)
+    m = pooled.max(0)
+    level = float(np.median(m))
+    assert scale.dtype == np.float32 and scale.max() <= 1.0
+    np.testing.assert_allclose((pooled * scale).max(0), np.minimum(m, level), rtol=1e-6)
+    assert np.all(scale[m <= level] == 1.0) and anchor == pytest.approx(LEVEL_HEADROOM * level)
+    s0, a0 = levels_for(np.zeros((4, 3)))  # a dead tap: nothing to level, still a usable range
+    assert np.all(s0 == 1.0) and a0 > 0

@@ -185,6 +185,17 @@ def train_anomaly(cfg, echo=None, mode_choice=None) -> Path:
     from trainer.anomaly.reference import global_stats
 
     fit_global = global_stats(feats)  # kept for train --update (trainer/anomaly/update.py), unlike the patches
+    if gtap and settings["global_levels"] and settings["global_moments"] == 1:
+        from trainer.anomaly.model import levels_for
+
+        # The deployed graph pools scale * global_tap (model.levels_for): the same model in float (the
+        # whitening absorbs the scale), a finer int8 step for the pooled vector.
+        levels = levels_for(feats[1])
+        extractor = build_feature_extractor(cfg.alpha, size, cfg.weights, settings["taps"], settings["pool"],
+                                            settings["tap_norm"], global_tap=gtap, moments=1, roi=roi,
+                                            global_levels=levels)
+        echo(f"global evidence: {int((levels[0] < 1).sum())} of {len(levels[0])} pooled channels levelled down "
+             f"for int8 (range {levels[1]:.3g} instead of {float(feats[1].max()):.3g})")
     del feats
 
     good_p, good_g = oof_p, oof_g

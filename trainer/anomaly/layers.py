@@ -130,3 +130,18 @@ class WeightedMean(keras.layers.Layer):
     def call(self, inputs):
         f, w = inputs
         return keras.ops.mean(f * keras.ops.expand_dims(w, -1), axis=(1, 2), keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LeadingChannels(keras.layers.Layer):
+    """(..., n) -> (..., count): drop trailing anchor channels; a slice keeps the tensor's int8 scale."""
+
+    def __init__(self, count, **kwargs):
+        super().__init__(**kwargs)
+        self.count = int(count)
+
+    def call(self, x):
+        return x[..., :self.count]
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}

@@ -35,10 +35,13 @@ L2_LOWERING = "rsqrt"  # layers.L2Normalize: LiteRT runs int8 L2_NORMALIZATION w
 
 def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=DEFAULT_TAPS, pool=3,
                             tap_norm=True, global_tap=None, moments=1, roi=None, probe_tap=None,
-                            l2_lowering=L2_LOWERING):
+                            l2_lowering=L2_LOWERING, global_levels=None):
     """Raw pixels (None, H, W, 3) -> [unit patch features (None, h, w, D)] (+ the pooled mean (and, with
     ``moments=2``, mean of squares) (None, 1, 1, C) of ``global_tap`` when given) (+ the pooled mean of
-    ``probe_tap``, last, for the combined mode's supervised probe, ``trainer.anomaly.stack``)."""
+    ``probe_tap``, last, for the combined mode's supervised probe, ``trainer.anomaly.stack``).
+
+    ``global_levels`` = (scale (C,), anchor): the pooled mean is of ``scale * global_tap`` (see
+    :func:`global_levels`), with an anchor channel setting the pooled tensor's int8 range."""
     keras = import_keras()
     from edge.preprocess import as_hw
     from trainer.backbone import build_backbone
@@ -88,7 +91,9 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
         x = _local_sum(keras, x, pool, "local_pool")
     x = L.L2Normalize(lowering=l2_lowering, name="unit_features")(x)
     outputs = [x]
-    if g is not None:
+    if g is not None and global_levels is not None:
+        outputs.append(_levelled_mean(keras, g, *global_levels))
+    elif g is not None:
         outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_mean")(g))
         if moments >= 2:
             sq = keras.layers.Multiply(name="global_square")([g, g])
@@ -96,6 +101,50 @@ def build_feature_extractor(alpha=1.0, input_size=224, weights="imagenet", taps=
     if probe is not None:
         outputs.append(keras.layers.GlobalAveragePooling2D(keepdims=True, name="probe_mean")(probe))
     return keras.Model(inp, outputs, name="patch_features")
+
+
+LEVEL_QUANTILE = 0.5  # channels whose good pooled maximum is above the median channel's are scaled down to it
+LEVEL_HEADROOM = 2.0  # the pooled tensor's int8 range reaches twice that level: defects above good parts fit
+
+
+def levels_for(pooled):
+    """Good images' pooled means (N, C) -> (scale (C,), anchor) for :func:`_levelled_mean`.
+
+    The pooled vector is one int8 tensor, so its step is set by its largest channel: on real castings
+    one channel's mean reaches 3.4 where the median channel's good spread is 0.035, and that rounding
+    alone was 0.11 of the spread in the median channel, 0.36 at the 90th percentile (more than the whole
+    backbone's int8 error, 0.10 / 0.22). Scaling the loud channels down to the median channel's level
+    (never up: amplifying quiet channels lets their pixel peaks set a coarser range) makes every channel's
+    step about its own range's; the constant anchor channel leaves room above the good maximum. The
+    Gaussian is fitted on the unlevelled means and ``build_scorer`` folds the scale into the whitening,
+    so the float model is the same one."""
+    m = np.asarray(pooled, np.float64).max(axis=0)
+    level = float(np.quantile(m, LEVEL_QUANTILE))
+    if level <= 0:
+        level = float(m.max()) or 1.0
+    scale = np.where(m > level, level / np.maximum(m, 1e-12), 1.0).astype(np.float32)
+    return scale, LEVEL_HEADROOM * level
+
+
+def level_scale(extractor):
+    """The per-channel scale a levelled extractor pools ``global_tap`` with, or None."""
+    for layer in extractor.layers:
+        if layer.name == "global_level":
+            return np.asarray(layer.get_weights()[0], np.float64).reshape(-1)
+    return None
+
+
+def _levelled_mean(keras, g, scale, anchor):
+    """(B, h, w, C) -> (B, 1, 1, C) mean of ``scale * g``: a 1x1 depthwise conv, a constant anchor channel
+    (a 1x1 conv with zero weights) concatenated, MEAN, and the anchor sliced off (same int8 scale)."""
+    c = int(g.shape[-1])
+    level = keras.layers.DepthwiseConv2D(1, use_bias=False, name="global_level")
+    const = keras.layers.Conv2D(1, 1, name="global_anchor")
+    x = keras.layers.Concatenate(axis=-1, name="global_levelled")([level(g), const(g)])
+    level.set_weights([np.asarray(scale, np.float32).reshape(1, 1, c, 1)])
+    const.set_weights([np.zeros((1, 1, c, 1), np.float32), np.array([anchor], np.float32)])
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="global_mean")(x)
+    return L.LeadingChannels(c, name="global_mean_levelled")(x)
 
 
 def _local_sum(keras, x, k, name):
@@ -166,6 +215,10 @@ def build_scorer(extractor, params, name="anomaly_scorer"):
     if "patch" in params:
         evidence.append(_anchored(keras, L.ImageMax(name="patch_max")(near), params["patch"], "patch_evidence"))
     if len(outs) > 1 and "global" in params:
+        scale = level_scale(extractor)
+        if scale is not None:  # the heads were fitted on x, the graph pools y = scale * x
+            params = dict(params, w=np.asarray(params["w"]) / scale[None, :].astype(np.float32),
+                          mu=np.asarray(params["mu"]) * scale.astype(np.float32))
         evidence.append(_global_evidence(keras, outs[1:], params))
     # The stronger evidence decides: a casting's texture shows in the global statistics, a bottle's
     # chip in one patch; a sum let the weak one dilute the strong one (castings recall 0.53 -> 0.9).

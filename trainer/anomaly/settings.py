@@ -14,6 +14,9 @@ Keys (all optional)::
                  probe that learns from the few labelled defects (trainer/anomaly/stack.py)
     paint_defects 0     combined mode only: synthetic defects painted on good images (trainer/defect_paint.py)
                         added to the probe's training rows; 0 = off (it measured worse on real parts)
+    global_levels true  scale the loud pooled channels of global_tap down to the median channel's level
+                        before the MEAN (model.levels_for), so one int8 range fits every channel;
+                        with global_moments 1 only
     global_moments 1    pooled moments of global_tap: 1 = per-channel mean, 2 = + mean of squares (int8
                         squares of small activations round to 0: castings' int8 evidence error doubled)
     evidence     "patch+global"  what decides the image: "patch+global" (the stronger of the two),
@@ -43,6 +46,7 @@ DEFAULTS = {
     "probe_tap": "block_13_expand_relu",
     "paint_defects": 0,
     "global_moments": 1,
+    "global_levels": True,
     "evidence": "patch+global",
     "max_false_reject": 0.01,
     "folds": 5,
@@ -99,4 +103,5 @@ def anomaly_settings(raw) -> dict:
             bad(key, "must be a finite number > 0")
     s["save_maps"] = bool(s["save_maps"])
     s["tap_norm"] = bool(s["tap_norm"])
+    s["global_levels"] = bool(s["global_levels"])
     return s

@@ -57,6 +57,11 @@ def update_anomaly(parent_dir, parent_info, added, echo, seed=None):
     extractor, _ = read_scorer(model)
     echo(f"update {parent_dir.name}: {len(good)} added good image(s) into a bank of {len(cache['bank'])}")
     feats = features_of(extractor, good, size, settings["batch_size"], echo, "added good")
+    from trainer.anomaly.model import level_scale
+
+    scale = level_scale(extractor)
+    if scale is not None:  # a levelled graph pools scale * x; the heads live in the unlevelled units
+        feats[1] = feats[1] / scale
     gauss_old = (fit_gaussian(cache["fit_global"], groups=len(feats) - 1)
                  if cache["fit_global"] is not None and len(feats) > 1 else None)
     new_p, new_g = head_scores(feats, cache["bank"], gauss_old)
