@@ -67,12 +67,13 @@ def test_cli_bench_prints_table_and_compares(bench_tiny_run, tmp_path):
                                "--no-litert-benchmark"])
     assert res.exit_code == 0, res.output
     assert "TFLite int8" in res.output and "Acc (baseline)" in res.output and "report.html" in res.output
-    # Doctor the reference so this run looks like a regression against it: a reference predict path ten times
-    # faster than its own bare invoke() makes today's wrapper overhead ~10x the reference's, a same-run ratio
-    # regression (ratios use the fastest call; p50 is what the absolute comparison reads).
+    # Doctor the reference so this run looks like a regression against it: a reference predict path a hundred
+    # times faster than its own bare invoke() makes today's wrapper overhead ~100x the reference's, a same-run
+    # ratio regression (ratios use the fastest call; p50 is what the absolute comparison reads). Ten times was
+    # not enough margin for a 0.02 ms model timed 5 times while another job used the machine.
     ref = json.loads((out1 / "bench.json").read_text())
     for k in ("p50", "min"):
-        ref["variants"]["int8"]["latency"][k] /= 10
+        ref["variants"]["int8"]["latency"][k] /= 100
     ref_path = tmp_path / "ref.json"
     ref_path.write_text(json.dumps(ref))
     res = runner.invoke(main, ["bench", str(bench_tiny_run), "--out", str(tmp_path / "b"), "--variants", "int8",

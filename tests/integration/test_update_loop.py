@@ -56,6 +56,19 @@ def test_update_absorbs_new_good_parts_and_records_lineage(parent, new_good, mon
     assert new["bank"].shape == old["bank"].shape and not np.array_equal(new["bank"], old["bank"])
     assert new["fit_sha256"] == old["fit_sha256"] + [file_sha256(p) for p in added]
     assert len(new["oof_patch"]) == len(old["oof_patch"]) + len(added)
+    # the Gaussian lives in unlevelled units: the added parts' pooled means are divided back by the
+    # levels the parent's graph pools with (model.levels_for), the parent's rows are kept as they were
+    from export.calibration import load_images
+    from trainer.anomaly import scorer_params
+    from trainer.anomaly.model import extract_features, level_scale
+    from trainer.layers import load_model
+
+    ext, _ = scorer_params(load_model(parent / "model.keras"))
+    scale = level_scale(ext)
+    pooled = extract_features(ext, load_images(added, (96, 96))[0].astype(np.float32))[1]
+    assert scale is not None and (scale < 1).any()
+    np.testing.assert_allclose(new["fit_global"][len(old["fit_global"]):], pooled / scale, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(new["fit_global"][:len(old["fit_global"])], old["fit_global"])
     assert info["anomaly"]["max_false_reject"] == pinfo["anomaly"]["max_false_reject"]
     cal = json.loads((child / "calibration.json").read_text())
     assert cal["n_added"] == len(added) and cal["n_good"] == len(new["oof_patch"])
