@@ -151,16 +151,14 @@ class Service:
     # -- inspection ---------------------------------------------------------------------------------
     def _predict(self, item):
         m = self.model
-        bgr = getattr(item, "bgr", None)
-        if bgr is not None and item.rgb is None:
-            if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3 or 0 in bgr.shape:
-                raise ImageError(item.source_id, f"invalid frame {bgr.dtype} {bgr.shape}", "check the camera/stream")
-            return m.predict_array(bgr, bgr=True)
-        if item.rgb is not None:
-            rgb = item.rgb
-            if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+        bgr = getattr(item, "bgr", None) if item.rgb is None else None  # an OpenCV frame kept as decoded
+        frame = item.rgb if bgr is None else bgr
+        if frame is not None:
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
                 # A decoder that gave up mid-frame can hand over an empty or torn buffer.
-                raise ImageError(item.source_id, f"invalid frame {rgb.dtype} {rgb.shape}", "check the camera/stream")
+                raise ImageError(item.source_id, f"invalid frame {frame.dtype} {frame.shape}", "check the camera/stream")
+            if bgr is not None:
+                return m.predict_array(bgr, bgr=True)
             if item.path and item.rgb.shape[:2] == tuple(m.input_size):
                 return m.predict_pixels(item.rgb, path=item.path)
             if item.path:

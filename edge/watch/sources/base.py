@@ -33,6 +33,8 @@ class Item:
     def full_rgb(self):
         """The whole frame as RGB (None for a file item): converted on first use, for the sinks that keep it."""
         if self.rgb is None and self.bgr is not None:
+            from edge.preprocess import _cv2  # OpenCV when installed (cached), else False
+
             self.rgb = frame_to_rgb(self.bgr, _cv2())
         return self.rgb
 
@@ -43,14 +45,6 @@ class Item:
             return None
         a = a[::step, ::step]
         return np.ascontiguousarray(a if self.rgb is not None else a[..., ::-1])
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        return None
-    return cv2
 
 
 def check_frame(frame):
