@@ -138,12 +138,13 @@ def to_model_input(image, size, use_opencv=None, bgr=False) -> np.ndarray:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
         a = image
+    elif bgr:
+        raise ValueError("bgr=True needs an HxWx3 array (a PIL image is RGB)")
     else:
         image = image if image.mode == "RGB" else image.convert("RGB")
         a = np.asarray(image)
-    if bgr and not isinstance(image, np.ndarray):
-        raise ValueError("bgr=True needs an HxWx3 array (a PIL image is RGB)")
-    return _to_rgb_order(_resize(image, a, h, w, cv2), bgr)
+    a = _resize(image, a, h, w, cv2)
+    return np.ascontiguousarray(a[..., ::-1] if bgr else a)
 
 
 def _resize(image, a, h, w, cv2):
@@ -157,10 +158,6 @@ def _resize(image, a, h, w, cv2):
     if a.shape[:2] != (h, w):
         a = _bilinear(a, h, w, cv2)
     return a
-
-
-def _to_rgb_order(a, bgr):
-    return np.ascontiguousarray(a[..., ::-1] if bgr else a)
 
 
 def describe(size) -> dict:
