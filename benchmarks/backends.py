@@ -25,9 +25,16 @@ JPEG_QUALITY = 90
 REFERENCE = "litert"
 
 
-def frames_for(image, input_size, sizes=FRAMES, jpeg_sizes=JPEG_FRAMES):
-    """The model-size frame plus ``sizes`` as RGB arrays and ``jpeg_sizes`` as JPEG bytes ("WxH jpeg"),
-    all made from one decoded test image."""
+class BgrFrame:
+    """A frame as OpenCV's ``VideoCapture`` hands it to ``watch``: BGR, predicted with ``bgr=True``."""
+
+    def __init__(self, rgb):
+        self.array = np.ascontiguousarray(rgb[..., ::-1])
+
+
+def frames_for(image, input_size, sizes=FRAMES, jpeg_sizes=JPEG_FRAMES, bgr_sizes=()):
+    """The model-size frame plus ``sizes`` as RGB arrays, ``jpeg_sizes`` as JPEG bytes ("WxH jpeg") and
+    ``bgr_sizes`` as OpenCV BGR frames ("WxH bgr"), all made from one decoded test image."""
     import io
 
     from PIL import Image
@@ -41,6 +48,8 @@ def frames_for(image, input_size, sizes=FRAMES, jpeg_sizes=JPEG_FRAMES):
         buf = io.BytesIO()
         src.resize((fw, fh), Image.BICUBIC).save(buf, format="JPEG", quality=JPEG_QUALITY)
         out[f"{fw}x{fh} jpeg"] = buf.getvalue()
+    for fw, fh in bgr_sizes:
+        out[f"{fw}x{fh} bgr"] = BgrFrame(np.asarray(src.resize((fw, fh), Image.BICUBIC)))
     return out
 
 
@@ -50,6 +59,8 @@ def _predict_frame(model, frame):
         from edge.imageio import decode_jpeg
 
         frame = decode_jpeg(frame, model.input_size)
+    elif isinstance(frame, BgrFrame):
+        return model.predict_array(frame.array, bgr=True)
     return model.predict_array(frame)
 
 
@@ -78,6 +89,42 @@ def time_e2e(model, frames, repeats, warmup=3):
     med = statistics.median
     invoke_ms = med(inv)
     return {"invoke_ms": round(invoke_ms, 3), "e2e_ms": {k: round(med(v), 3) for k, v in e2e.items()},
+            "ratio": {k: round(med(v) / invoke_ms, 3) for k, v in e2e.items()}}
+
+
+def time_e2e_warm(model, frames, calls=40, rounds=5):
+    """Consecutive calls on one frame (the frame in cache, as a loop predicting the frame it just
+    decoded, and as issue 18 measured): per frame, blocks of ``calls`` bare invokes and ``calls``
+    predictions, in alternating order, ``rounds`` times; medians and ratios as :func:`time_e2e`."""
+    small = next(iter(frames.values()))
+    x = model.prepare(small)
+    inv, e2e = [], {k: [] for k in frames}
+    pc = time.perf_counter
+
+    def bare():
+        model.invoke_raw(x)
+        for _ in range(calls):
+            t = pc()
+            model._it.invoke()
+            inv.append((pc() - t) * 1e3)
+
+    for r in range(rounds):
+        for k, f in frames.items():
+            for _ in range(3):
+                _predict_frame(model, f)
+
+            def pred():
+                for _ in range(calls):
+                    t = pc()
+                    _predict_frame(model, f)
+                    e2e[k].append((pc() - t) * 1e3)
+
+            for step in ((bare, pred) if r % 2 == 0 else (pred, bare)):
+                step()
+    med = statistics.median
+    invoke_ms = med(inv)
+    return {"method": f"{rounds} rounds x {calls} consecutive calls per frame", "invoke_ms": round(invoke_ms, 3),
+            "e2e_ms": {k: round(med(v), 3) for k, v in e2e.items()},
             "ratio": {k: round(med(v) / invoke_ms, 3) for k, v in e2e.items()}}
 
 

@@ -98,3 +98,14 @@ def test_a_bgr_frame_resized_then_swapped_gives_the_rgb_frames_pixels(shape, siz
 def test_bgr_is_refused_for_a_pil_image():
     with pytest.raises(ValueError, match="bgr=True needs an HxWx3 array"):
         to_model_input(Image.new("RGB", (300, 300)), 224, bgr=True)
+
+
+@pytest.mark.parametrize("use_opencv", [True, False])
+def test_a_strided_bgr_view_at_the_model_size_is_swapped_like_a_contiguous_one(use_opencv):
+    if use_opencv:
+        pytest.importorskip("cv2")
+    big = np.random.default_rng(5).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    view = big[10:234, 20:244]  # a crop: no resize happens, and the array is not C-contiguous
+    assert not view.flags.c_contiguous
+    out = to_model_input(view, 224, use_opencv=use_opencv, bgr=True)
+    assert out.flags.c_contiguous and np.array_equal(out, view[..., ::-1])
