@@ -61,6 +61,8 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--backend", default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--decode-threads", type=int, default=None,
+                    help="FFmpeg decoder threads (watch --decode-threads; default: watch's default; 0: FFmpeg's choice)")
     ap.add_argument("--opencv-decode", action="store_true",
                     help="decode every MJPG frame whole with OpenCV (before issue 18), not as JPEG packets at a DCT scale")
     ap.add_argument("--codec", default="MJPG",
@@ -79,7 +81,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="watch1080p-") as d:
         video = make_video(Path(d) / "line.avi", a.fps, n, codec=a.codec)
         log = Path(d) / "watch.jsonl"
-        src = VideoSource(str(video), realtime_fps=a.fps)
+        src = VideoSource(str(video), realtime_fps=a.fps, **({} if a.decode_threads is None else
+                                                               {"decode_threads": a.decode_threads}))
         src.live = True  # paced like a camera: frames come whether or not inference is ready
         cfg = WatchConfig(model=a.model, source=str(video), log=str(log), quiet=True, backend=a.backend,
                           threads=a.threads)
@@ -97,6 +100,7 @@ def main(argv=None):
     inv50, inv95 = pct(stages["invoke"], 50), pct(stages["invoke"], 95)
     res = {
         "model": a.model, "backend": svc.model.backend, "threads": svc.model.threads, "fps": a.fps,
+        "decode_threads": src.decode_threads,
         "frame": [1920, 1080], "video": f"{a.codec} .avi", "cpu_count": os.cpu_count(),
         "decode": "JPEG packets at a DCT scale (edge.imageio.decode_jpeg)" if src.jpeg_packets else "OpenCV, whole frame",
         "sent": summary["sent"], "inspected": summary["inspected"], "dropped": summary["dropped"],
@@ -111,7 +115,7 @@ def main(argv=None):
         "note": "e2e starts when the reader has the decoded frame (the decode is in the CPU figure, not e2e)",
     }
     print(f"watch, {Path(a.model).name} on {res['backend']} ({res['threads']} threads), 1920x1080 {a.codec} at "
-          f"{a.fps:g} fps for {a.seconds:g} s, decode: {res['decode']}")
+          f"{a.fps:g} fps for {a.seconds:g} s, decode: {res['decode']}, decoder threads {res['decode_threads']}")
     rows = [("frames sent / inspected / dropped / errors",
              f"{res['sent']} / {res['inspected']} / {res['dropped']} / {res['errors']}"),
             ("e2e p50 / p95 ms (frame -> logged)", f"{res['e2e_ms']['p50']} / {res['e2e_ms']['p95']}")]

@@ -64,7 +64,7 @@ class Service:
         self._handled = dict(done)  # path -> file version logged: the memory a rotation must not lose
         self.source = source or make_source(cfg.source, existing=cfg.existing, done=done, keep=carry, poll=cfg.poll,
                                             settle_timeout=cfg.settle_timeout, size=self.model.input_size,
-                                            realtime_fps=cfg.fps, recursive=cfg.recursive,
+                                            realtime_fps=cfg.fps, recursive=cfg.recursive, decode_threads=cfg.decode_threads,
                                             on_ignored=lambda p, why: self.event("ignored", source=p, reason=why))
         self.source_kind = getattr(self.source, "kind", "custom")
         self.drop = cfg.drop or ("oldest" if getattr(self.source, "live", False) else "none")

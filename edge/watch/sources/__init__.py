@@ -16,11 +16,11 @@ from pathlib import Path
 from edge.watch.sources.base import Item, SourceDisconnected, SourceError, frame_to_rgb
 from edge.watch.sources.folder import FolderSource
 from edge.watch.sources.picamera import PicameraSource
-from edge.watch.sources.video import VideoSource
+from edge.watch.sources.video import DECODE_THREADS, VideoSource
 
 
 def make_source(spec, existing="process", done=(), poll=0.2, settle_timeout=10.0, size=None, realtime_fps=None,
-                keep=(), recursive=False, on_ignored=None):
+                keep=(), recursive=False, on_ignored=None, decode_threads=DECODE_THREADS):
     """``--source`` string -> a source object (folder, video file, stream URL, camera index, 'picamera')."""
     spec = str(spec)
     if spec == "picamera":
@@ -28,7 +28,7 @@ def make_source(spec, existing="process", done=(), poll=0.2, settle_timeout=10.0
     if Path(spec).is_dir():
         return FolderSource(spec, existing=existing, done=done, poll=poll, settle_timeout=settle_timeout, size=size,
                             keep=keep, recursive=recursive, on_ignored=on_ignored)
-    return VideoSource(spec, realtime_fps=realtime_fps, model_size=size)
+    return VideoSource(spec, realtime_fps=realtime_fps, model_size=size, decode_threads=decode_threads)
 
 
 __all__ = ["Item", "SourceError", "SourceDisconnected", "FolderSource", "VideoSource", "PicameraSource",

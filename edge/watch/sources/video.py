@@ -6,7 +6,10 @@ import time
 from pathlib import Path
 
 from edge.optional import require_optional
+from edge.watch.config import default
 from edge.watch.sources.base import Item, SourceDisconnected, SourceError, set_frame
+
+DECODE_THREADS = default("decode_threads")
 
 
 class VideoSource:
@@ -22,8 +25,9 @@ class VideoSource:
     # (less to transfer, decode and resize). A driver answers with its nearest mode, so each is read back.
     CAMERA_MODES = ((320, 240), (640, 480), (1280, 720), (1920, 1080))
 
-    def __init__(self, spec, realtime_fps=None, model_size=None):
+    def __init__(self, spec, realtime_fps=None, model_size=None, decode_threads=DECODE_THREADS):
         self.model_size = model_size
+        self.decode_threads = decode_threads  # WatchConfig.decode_threads says why 1
         self.capture_size = None  # (w, h) a camera was set to
         self.spec = str(spec)
         if self.spec.isdigit():
@@ -52,7 +56,7 @@ class VideoSource:
         cv2 = require_optional("cv2", "camera", "video, stream and camera sources", "OpenCV", SourceError)
         self.close()
         self._cv2 = cv2
-        cap = cv2.VideoCapture(self.target)
+        cap = capture(cv2, self.target, None if self.kind == "camera" else self.decode_threads)
         if not cap.isOpened():
             cap.release()
             if self.kind == "video":
@@ -134,6 +138,19 @@ class VideoSource:
             first, self._backlog, self._failed = self._failed[0], self._failed[1:] + [item], []
             return first
         return item
+
+
+def capture(cv2, target, decode_threads=None):
+    """``cv2.VideoCapture`` of ``target`` with FFmpeg's decoder thread count set (None or 0: left as is).
+
+    FFmpeg's default frame threading decodes the next frames on other threads while read() has
+    returned, so on a small machine they take cores from inference, and every frame comes out
+    late by the threads' pipeline. A camera index is left alone (V4L2, not FFmpeg).
+    """
+    prop = getattr(cv2, "CAP_PROP_N_THREADS", None)  # OpenCV >= 4.8
+    if not decode_threads or prop is None:
+        return cv2.VideoCapture(target)
+    return cv2.VideoCapture(target, cv2.CAP_ANY, [prop, int(decode_threads)])
 
 
 def jpeg_packets(cap, cv2) -> bool:

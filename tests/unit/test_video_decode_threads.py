@@ -1,0 +1,110 @@
+"""watch --decode-threads: FFmpeg decodes a video file or stream with the thread count asked (1 by default,
+so frame threads do not decode on beside inference), and the frames are the same as with FFmpeg's choice."""
+import threading
+
+import numpy as np
+import pytest
+
+from edge.watch.config import ConfigError, WatchConfig, default
+from edge.watch.sources import VideoSource, make_source
+from edge.watch.sources import video as video_mod
+
+
+def mp4v_clip(path, n=6, size=(320, 240)):
+    import cv2
+
+    w, h = size
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
+    if not vw.isOpened():
+        pytest.fail("OpenCV cannot write an mp4v .avi here")
+    for k in range(n):
+        vw.write(np.roll(base, 8 * k, axis=1))  # motion, so P-frames carry real work
+    vw.release()
+    return path
+
+
+def read_all(src):
+    stop, items = threading.Event(), []
+    while (item := src.read(stop)) is not None:
+        items.append(item)
+    src.close()
+    return items
+
+
+def test_the_source_asks_ffmpeg_for_the_decoder_threads_given(tmp_path):
+    import cv2
+
+    clip = mp4v_clip(tmp_path / "clip.avi")
+    for n in (1, 3):
+        src = VideoSource(str(clip), decode_threads=n)
+        src.open()
+        try:
+            assert src.cap.get(cv2.CAP_PROP_N_THREADS) == n
+        finally:
+            src.close()
+
+
+def test_one_decoder_thread_gives_the_frames_ffmpegs_own_choice_gives(tmp_path):
+    clip = mp4v_clip(tmp_path / "clip.avi")
+    one, auto = read_all(VideoSource(str(clip), decode_threads=1)), read_all(VideoSource(str(clip), decode_threads=0))
+    assert [i.source_id for i in one] == [i.source_id for i in auto] == [f"video:{k}" for k in range(6)]
+    assert all(a.error is None and np.array_equal(a.full_rgb(), b.full_rgb()) for a, b in zip(one, auto))
+
+
+def test_one_default_reaches_the_cli_the_service_and_the_source(tmp_path):
+    from click.testing import CliRunner
+
+    from edge.watch.cli import watch
+
+    assert default("decode_threads") == 1 == VideoSource(str(mp4v_clip(tmp_path / "c.avi", n=1))).decode_threads
+    assert make_source(str(tmp_path / "c.avi"), decode_threads=4).decode_threads == 4
+    opt = next(p for p in watch.params if p.name == "decode_threads")
+    assert opt.default == default("decode_threads")
+    out = CliRunner().invoke(watch, ["--help"]).output
+    assert "--decode-threads" in out
+
+
+def test_a_negative_thread_count_is_refused_naming_the_option():
+    with pytest.raises(ConfigError, match=r"--decode-threads -1: must be a finite number >= 0"):
+        WatchConfig(model="m.tflite", source="line.avi", decode_threads=-1)
+
+
+def test_a_camera_index_is_opened_without_ffmpeg_options(monkeypatch):
+    calls = []
+
+    class Closed:
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    def fake_capture(cv2, target, decode_threads=None):
+        calls.append((target, decode_threads))
+        return Closed()
+
+    monkeypatch.setattr(video_mod, "capture", fake_capture)
+    from edge.watch.sources import SourceDisconnected
+
+    with pytest.raises(SourceDisconnected):
+        VideoSource("7", decode_threads=2).open()
+    assert calls == [(7, None)]  # V4L2 reads a camera, not FFmpeg: nothing to set
+
+
+def test_capture_passes_the_thread_count_only_when_one_is_asked():
+    seen = []
+
+    class FakeCv2:
+        CAP_ANY, CAP_PROP_N_THREADS = 0, 70
+
+        @staticmethod
+        def VideoCapture(*args):
+            seen.append(args)
+            return args
+
+    video_mod.capture(FakeCv2, "a.mp4", None)
+    video_mod.capture(FakeCv2, "a.mp4", 0)
+    video_mod.capture(FakeCv2, "a.mp4", 2)
+    assert seen == [("a.mp4",), ("a.mp4",), ("a.mp4", 0, [70, 2])]
