@@ -93,18 +93,40 @@ def test_a_camera_index_is_opened_without_ffmpeg_options(monkeypatch):
     assert calls == [(7, None)]  # V4L2 reads a camera, not FFmpeg: nothing to set
 
 
-def test_capture_passes_the_thread_count_only_when_one_is_asked():
-    seen = []
+class FakeCapture:
+    def __init__(self, args, opens):
+        self.args, self.opens, self.released = args, opens, False
 
+    def isOpened(self):
+        return self.opens
+
+    def release(self):
+        self.released = True
+
+
+def fake_cv2(refuse_params=False):
     class FakeCv2:
         CAP_ANY, CAP_PROP_N_THREADS = 0, 70
+        made = []
 
-        @staticmethod
-        def VideoCapture(*args):
-            seen.append(args)
-            return args
+        @classmethod
+        def VideoCapture(cls, *args):
+            cls.made.append(FakeCapture(args, opens=not (refuse_params and len(args) > 1)))
+            return cls.made[-1]
 
-    video_mod.capture(FakeCv2, "a.mp4", None)
-    video_mod.capture(FakeCv2, "a.mp4", 0)
-    video_mod.capture(FakeCv2, "a.mp4", 2)
-    assert seen == [("a.mp4",), ("a.mp4",), ("a.mp4", 0, [70, 2])]
+    return FakeCv2
+
+
+def test_capture_passes_the_thread_count_only_when_one_is_asked():
+    cv2 = fake_cv2()
+    for n in (None, 0, 2):
+        video_mod.capture(cv2, "a.mp4", n)
+    assert [c.args for c in cv2.made] == [("a.mp4",), ("a.mp4",), ("a.mp4", 0, [70, 2])]
+
+
+def test_a_backend_that_refuses_the_thread_property_still_opens_the_source():
+    cv2 = fake_cv2(refuse_params=True)
+    cap = video_mod.capture(cv2, "rtsp://127.0.0.1/line", 1)
+    assert cap.isOpened() and cap.args == ("rtsp://127.0.0.1/line",)
+    assert [c.args for c in cv2.made] == [("rtsp://127.0.0.1/line", 0, [70, 1]), ("rtsp://127.0.0.1/line",)]
+    assert cv2.made[0].released  # the refused capture is not leaked

@@ -150,7 +150,12 @@ def capture(cv2, target, decode_threads=None):
     prop = getattr(cv2, "CAP_PROP_N_THREADS", None)  # OpenCV >= 4.8
     if not decode_threads or prop is None:
         return cv2.VideoCapture(target)
-    return cv2.VideoCapture(target, cv2.CAP_ANY, [prop, int(decode_threads)])
+    cap = cv2.VideoCapture(target, cv2.CAP_ANY, [prop, int(decode_threads)])
+    if cap.isOpened():
+        return cap
+    # A backend that refuses the property (a GStreamer-first build, say) must still play the source.
+    cap.release()
+    return cv2.VideoCapture(target)
 
 
 def jpeg_packets(cap, cv2) -> bool:
