@@ -1,36 +1,16 @@
 """watch --decode-threads: FFmpeg decodes a video file or stream with the thread count asked (1 by default,
 so frame threads do not decode on beside inference), and the frames are the same as with FFmpeg's choice."""
-import threading
-
 import numpy as np
 import pytest
 
 from edge.watch.config import ConfigError, WatchConfig, default
 from edge.watch.sources import VideoSource, make_source
 from edge.watch.sources import video as video_mod
+from tests.fixtures.watch import read_all, textured_video
 
 
-def mp4v_clip(path, n=6, size=(320, 240)):
-    import cv2
-
-    w, h = size
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
-    if not vw.isOpened():
-        pytest.fail("OpenCV cannot write an mp4v .avi here")
-    for k in range(n):
-        vw.write(np.roll(base, 8 * k, axis=1))  # motion, so P-frames carry real work
-    vw.release()
-    return path
-
-
-def read_all(src):
-    stop, items = threading.Event(), []
-    while (item := src.read(stop)) is not None:
-        items.append(item)
-    src.close()
-    return items
+def mp4v_clip(path, n=6):
+    return textured_video(path, n=n, size=(320, 240), fourcc="mp4v", shift=8)  # motion: P-frames do real work
 
 
 def test_the_source_asks_ffmpeg_for_the_decoder_threads_given(tmp_path):

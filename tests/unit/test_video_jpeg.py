@@ -1,6 +1,5 @@
 """MJPG video is read as raw packets and decoded like a JPEG file of the model's size (issue 18: the
 reader thread's decode and the loop's resize were most of a 1080p frame's cost)."""
-import threading
 
 import numpy as np
 import pytest
@@ -9,26 +8,7 @@ from PIL import Image
 from edge.imageio import decode_jpeg, load_image
 from edge.preprocess import to_model_input
 from edge.watch.sources import VideoSource
-
-
-def textured_video(path, n=4, size=(640, 480)):
-    import cv2
-
-    w, h = size
-    rng = np.random.default_rng(0)
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
-    for _ in range(n):
-        vw.write(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1))
-    vw.release()
-    return path
-
-
-def read_all(src):
-    stop, items = threading.Event(), []
-    while (item := src.read(stop)) is not None:
-        items.append(item)
-    src.close()
-    return items
+from tests.fixtures.watch import read_all, textured_video
 
 
 def test_mjpg_frames_decode_at_the_dct_scale_a_jpeg_file_of_the_same_bytes_gets(tmp_path):
