@@ -74,15 +74,15 @@ def main(argv=None):
     from edge.atomic import atomic_write_json
     from edge.watch.log import read_log
     from edge.watch.service import Service, WatchConfig
-    from edge.watch.sources import VideoSource
+    from edge.watch.sources import DECODE_THREADS, VideoSource
     from edge.watch.status import STAGES
 
     n = int(a.fps * a.seconds)
     with tempfile.TemporaryDirectory(prefix="watch1080p-") as d:
         video = make_video(Path(d) / "line.avi", a.fps, n, codec=a.codec)
         log = Path(d) / "watch.jsonl"
-        src = VideoSource(str(video), realtime_fps=a.fps, **({} if a.decode_threads is None else
-                                                               {"decode_threads": a.decode_threads}))
+        src = VideoSource(str(video), realtime_fps=a.fps,
+                          decode_threads=DECODE_THREADS if a.decode_threads is None else a.decode_threads)
         src.live = True  # paced like a camera: frames come whether or not inference is ready
         cfg = WatchConfig(model=a.model, source=str(video), log=str(log), quiet=True, backend=a.backend,
                           threads=a.threads)

@@ -75,7 +75,8 @@ flight and prints a summary. Exit codes: 0 clean stop, 2 bad model/source/option
               "load, logged); default: first that works.")
 @click.option("--threads", type=click.IntRange(1, 256), default=D("threads"), help="Interpreter threads.")
 @click.option("--decode-threads", type=click.IntRange(0, 64), default=D("decode_threads"), show_default=True,
-              help="FFmpeg decoder threads for a video file or stream (0: FFmpeg's choice). Raise it when the reader cannot keep up with a large H.264 stream; 1 keeps decoding off the cores inference runs on.")
+              help="FFmpeg decoder threads for a video file or stream (0: FFmpeg's choice). Raise it when the "
+                   "reader cannot keep up with a large H.264 stream; 1 keeps decoding off the cores inference runs on.")
 @click.option("--device", default=D("device"), help="Edge TPU device (e.g. usb, pci:0).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=D("labels"), help="Labels file for a plain classifier without metadata.")
 @click.option("--max-items", type=click.IntRange(1), default=D("max_items"), help="Stop after this many items (testing).")

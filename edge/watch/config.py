@@ -56,7 +56,7 @@ class WatchConfig:
     threads: int | None = None
     # FFmpeg's decoder threads for video files and streams. 1: a frame is decoded in the reader's own
     # read, not by frame threads that run on beside inference; 1080p mp4v at 20 fps on 2 cores:
-    # e2e p50 6.2 -> 3.9-4.3 ms, invoke p50 4.2 -> 2.3-2.4 ms (benchmarks/watch_1080p.py). 0: FFmpeg's choice.
+    # e2e p50 5.7-6.1 -> 3.7-4.0 ms, invoke p50 3.9-4.1 -> 2.2-2.3 ms (benchmarks/watch_1080p.py). 0: FFmpeg's choice.
     decode_threads: int = 1
     device: str | None = None
     labels: str | None = None
