@@ -33,7 +33,7 @@ def test_one_decoder_thread_gives_the_frames_ffmpegs_own_choice_gives(tmp_path):
     assert all(a.error is None and np.array_equal(a.full_rgb(), b.full_rgb()) for a, b in zip(one, auto))
 
 
-def test_one_default_reaches_the_cli_the_service_and_the_source(tmp_path):
+def test_one_default_reaches_the_cli_and_the_source(tmp_path):
     from click.testing import CliRunner
 
     from edge.watch.cli import watch
@@ -44,6 +44,22 @@ def test_one_default_reaches_the_cli_the_service_and_the_source(tmp_path):
     assert opt.default == default("decode_threads")
     out = CliRunner().invoke(watch, ["--help"]).output
     assert "--decode-threads" in out
+
+
+def test_the_service_opens_its_video_source_with_the_configured_decoder_threads(tmp_path, tiny_classifier_tflite):
+    import cv2
+
+    from edge.watch.service import Service
+
+    clip = mp4v_clip(tmp_path / "clip.avi")
+    for n in (default("decode_threads"), 2):
+        svc = Service(WatchConfig(model=str(tiny_classifier_tflite), source=str(clip), log=str(tmp_path / f"{n}.jsonl"),
+                                  quiet=True, decode_threads=n))
+        svc.source.open()
+        try:
+            assert svc.source.cap.get(cv2.CAP_PROP_N_THREADS) == n
+        finally:
+            svc.source.close()
 
 
 def test_a_negative_thread_count_is_refused_naming_the_option():
