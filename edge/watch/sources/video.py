@@ -56,6 +56,7 @@ class VideoSource:
         cv2 = require_optional("cv2", "camera", "video, stream and camera sources", "OpenCV", SourceError)
         self.close()
         self._cv2 = cv2
+        # a camera index is read through V4L2, not FFmpeg: no decoder threads to set
         cap = capture(cv2, self.target, None if self.kind == "camera" else self.decode_threads)
         if not cap.isOpened():
             cap.release()
@@ -145,7 +146,7 @@ def capture(cv2, target, decode_threads=None):
 
     FFmpeg's default frame threading decodes the next frames on other threads while read() has
     returned, so on a small machine they take cores from inference, and every frame comes out
-    late by the threads' pipeline. A camera index is left alone (V4L2, not FFmpeg).
+    late by the threads' pipeline.
     """
     prop = getattr(cv2, "CAP_PROP_N_THREADS", None)  # OpenCV >= 4.8
     if not decode_threads or prop is None:
